@@ -1,0 +1,55 @@
+# rascore: `make demo` runs the main job on embedded defaults; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Debian packages the tests run for real: dciodvfy/dcentvfy (dicom3tools), dcmdump/storescu (dcmtk).
+SYSTEM_PACKAGES := dicom3tools dcmtk
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test venv system-packages lint typecheck pytest gallery bench constraints clean
+
+venv: $(BIN)/.installed
+
+# constraints.txt pins what CI tested; pyproject.toml says what the project needs.
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+system-packages:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+demo: venv
+	$(BIN)/rascore phantom --out demo/phantoms --count 4 --seed 2026 --gallery demo/phantom-gallery.png
+	@echo "demo: DICOM files and truth.json in demo/phantoms, contact sheet in demo/phantom-gallery.png"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv system-packages
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
+
+test: lint typecheck pytest
+
+gallery: venv
+	$(BIN)/rascore phantom --out build/gallery --count 12 --seed 2026 --jobs 2 --gallery docs/phantom-gallery.png
+
+bench: venv
+	$(BIN)/python benchmarks/phantom.py
+
+constraints: venv
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf build demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""Clipped joint images for training, as in the paper (clips resized to 48×48 grey-scale)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+DEFAULT_SIZE = 48
+
+
+def crop_joint(grey: np.ndarray, box: Sequence[int], size: int = DEFAULT_SIZE) -> np.ndarray:
+    """The square ``box`` (x, y, w, h) of a display-ready grey-scale image (float in [0, 1]),
+    padded by edge replication where it leaves the image, resized to ``size`` × ``size`` uint8."""
+    x, y, w, h = (int(v) for v in box)
+    side = max(w, h, 1)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
+    rows, cols = grey.shape
+    pad = max(0, -x0, -y0, x0 + side - cols, y0 + side - rows)
+    source = np.pad(grey, pad, mode="edge") if pad else grey
+    clip = source[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+    clip8 = np.clip(clip * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(clip8, (size, size), interpolation=interpolation))

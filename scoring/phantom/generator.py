@@ -1,0 +1,226 @@
+"""Generate phantom radiographs: patient → hands → pose and field → exposure → stored pixels.
+
+Randomness is keyed by (seed, patient) for the patient's anatomy and disease, and by
+(seed, image) for the acquisition, so the same seed always gives the same pixels and the two
+single-hand images of one patient show the same patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .acquisition import Exposure, Quantisation, anatomy_window, draw_marker, expose
+from .anatomy import Hand, JointGeometry, PatientAnatomy, Pose, build_hand
+from .disease import Distribution, sample_scores
+from .model import (
+    Acquisition,
+    Encoding,
+    JointTruth,
+    Modality,
+    Patient,
+    PhantomImage,
+    Photometric,
+    Side,
+    joint_type,
+)
+from .render import Canvas, soft_tissue_thickness, trabecular_texture
+
+GENERATOR_VERSION = "1.0.0"
+MIN_SIDE, MAX_SIDE = 1800, 3000
+MIN_SPACING, MAX_SPACING = 0.10, 0.20
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """What to generate. Defaults give the paper's class frequencies and varied acquisitions."""
+
+    hands: Literal[1, 2] = 2
+    distribution: Distribution = "table2"
+    modalities: tuple[Modality, ...] = ("CR", "DX")
+    photometrics: tuple[Photometric, ...] = ("MONOCHROME1", "MONOCHROME2")
+    encodings: tuple[Encoding, ...] = ("explicit",)
+    #: draw erosions (tests switch them off to see exactly which pixels they change)
+    erosions: bool = True
+    noise: bool = True
+    #: keep a mask of the pixels erosions removed bone from
+    erosion_mask: bool = False
+
+
+def study_layout(index: int, hands: int) -> tuple[int, tuple[Side, ...]]:
+    """Patient (and study) of image ``index``, and the sides it shows."""
+    if hands == 2:
+        return index, ("R", "L")
+    return index // 2, ("R",) if index % 2 == 0 else ("L",)
+
+
+def _patient(seed: int, patient_index: int) -> tuple[Patient, np.random.Generator]:
+    rng = np.random.default_rng([seed, patient_index, 0])
+    sex: Literal["F", "M"] = "F" if rng.random() < 0.8 else "M"
+    age = int(np.clip(rng.normal(63, 12), 25, 90))
+    severity = float(rng.standard_normal())
+    return Patient(patient_index, sex, age, severity), rng
+
+
+def _fit_field(hands: list[Hand], rng: np.random.Generator) -> tuple[list[Pose], float, float]:
+    """Pose the hands side by side (right hand on the image's left, thumbs inward) and size the
+    field around them, within what 1,800–3,000 pixels of 0.10–0.20 mm allow."""
+    poses: list[Pose] = []
+    x = float(rng.uniform(12.0, 35.0))
+    top = float(rng.uniform(8.0, 25.0))
+    bottom = 0.0
+    for hand in hands:
+        angle = float(np.clip(rng.normal(0.0, 8.0), -20.0, 20.0))
+        probe = Pose(mirror=hand.side == "L", angle_deg=angle, offset=(0.0, 0.0))
+        lo, hi = hand.extent(probe)
+        offset = (x - lo[0], top + float(rng.uniform(-6.0, 6.0)) - lo[1])
+        pose = Pose(probe.mirror, angle, offset)
+        poses.append(pose)
+        wrist_cut = pose.point((0.0, -float(rng.uniform(25.0, 55.0))))
+        bottom = max(bottom, wrist_cut[1])
+        x += float(hi[0] - lo[0]) + float(rng.uniform(10.0, 35.0))
+    width = x + float(rng.uniform(0.0, 20.0))
+    height = bottom
+    # keep the aspect ratio and the pixel count within the acquisition's range
+    width = max(width, height * MIN_SIDE / MAX_SIDE, MIN_SIDE * MIN_SPACING)
+    height = max(height, width * MIN_SIDE / MAX_SIDE, MIN_SIDE * MIN_SPACING)
+    return poses, width, height
+
+
+def _choose_spacing(rng: np.random.Generator, width: float, height: float) -> float:
+    lo = max(MIN_SPACING, max(width, height) / MAX_SIDE)
+    hi = min(MAX_SPACING, min(width, height) / MIN_SIDE)
+    return float(np.round(rng.uniform(lo, max(lo, hi)), 4))
+
+
+def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -> PhantomImage:
+    """Image ``index`` of the phantom set made with ``seed``."""
+    config = config or PhantomConfig()
+    patient_index, sides = study_layout(index, config.hands)
+    patient, prng = _patient(seed, patient_index)
+    anatomy = PatientAnatomy.sample(prng, patient.sex)
+    scores = sample_scores(prng, patient.severity, ("R", "L"), config.distribution)
+    hands: list[Hand] = []
+    for side in sides:
+        hrng = np.random.default_rng([seed, patient_index, 1 if side == "R" else 2])
+        by_name = {s.name: s for s in scores if s.side == side}
+        hands.append(build_hand(hrng, side, anatomy, by_name, patient.severity))
+
+    rng = np.random.default_rng([seed, index, 99])
+    poses, width, height = _fit_field(hands, rng)
+    spacing = _choose_spacing(rng, width, height)
+    columns = int(np.clip(round(width / spacing), MIN_SIDE, MAX_SIDE))
+    rows = int(np.clip(round(height / spacing), MIN_SIDE, MAX_SIDE))
+    posed = [hand.posed(pose) for hand, pose in zip(hands, poses, strict=True)]
+
+    canvas = Canvas(
+        rows, columns, spacing, trabecular_texture(rng), track_erosions=config.erosion_mask
+    )
+    canvas.add_soft_tissue(
+        soft_tissue_thickness(
+            rows,
+            columns,
+            spacing,
+            [s for h in posed for s in h.strokes],
+            [p for h in posed for p in h.polygons],
+            [b for h in posed for b in h.blobs],
+        )
+    )
+    for hand in posed:
+        for carpal in hand.carpals:
+            canvas.draw_ellipsoid(carpal)
+        for tube in hand.tubes:
+            canvas.draw_tube(tube, erosions=config.erosions)
+
+    exposure = Exposure.sample(rng, columns * spacing, rows * spacing)
+    for hand in posed:
+        lo = np.min([p.min(axis=0) for p, _ in hand.strokes], axis=0)
+        hi = np.max([p.max(axis=0) for p, _ in hand.strokes], axis=0)
+        outer_x = lo[0] - 16.0 if hand.side == "R" else hi[0] + 4.0
+        corner = (float(np.clip(outer_x, 12.0, columns * spacing - 24.0)), 12.0)
+        draw_marker(canvas.attenuation, spacing, hand.side, corner)
+
+    signal = expose(canvas.attenuation, spacing, exposure, rng, noise=config.noise)
+    modality: Modality = config.modalities[int(rng.integers(len(config.modalities)))]
+    photometric: Photometric = config.photometrics[int(rng.integers(len(config.photometrics)))]
+    encoding: Encoding = config.encodings[int(rng.integers(len(config.encodings)))]
+    bits = int(rng.integers(10, 17))
+    quant = Quantisation.sample(rng, bits)
+    inverted = photometric == "MONOCHROME1"
+    pixels = quant.stored(signal, inverted)
+
+    # DX fixes the rescale at slope 1, intercept 0 (DX Image Module); CR may use any, or none.
+    rescale_options: list[tuple[float, float] | None] = [(1.0, 0.0)]
+    if modality == "CR":
+        rescale_options += [(1.0, -1024.0), (0.5, 0.0), None]
+    rescale = rescale_options[int(rng.integers(len(rescale_options)))]
+    window: tuple[float, float] | None = None
+    if modality == "DX" or rng.random() < 0.6:
+        lo_s, hi_s = anatomy_window(signal, canvas.attenuation)
+        a, b = quant.value_of(lo_s, inverted), quant.value_of(hi_s, inverted)
+        slope, intercept = rescale or (1.0, 0.0)
+        window = (
+            round(slope * 0.5 * (a + b) + intercept, 1),
+            round(slope * abs(b - a), 1),
+        )
+
+    joints = [_truth(hand.side, g, spacing, rows, columns) for hand in posed for g in hand.joints]
+    mask = None
+    if canvas.erosion_loss is not None:
+        mask = canvas.erosion_loss > 0.02
+    return PhantomImage(
+        pixels=pixels,
+        acquisition=Acquisition(
+            modality=modality,
+            photometric=photometric,
+            bits_stored=bits,
+            pixel_spacing_mm=spacing,
+            rows=rows,
+            columns=columns,
+            rescale=rescale,
+            window=window,
+            encoding=encoding,
+            kvp=exposure.kvp,
+            exposure_mas=exposure.mas,
+        ),
+        patient=patient,
+        study_index=patient_index,
+        image_index=index,
+        hands=tuple(sides),
+        joints=joints,
+        erosion_mask=mask,
+    )
+
+
+def _truth(side: Side, g: JointGeometry, spacing: float, rows: int, columns: int) -> JointTruth:
+    cx, cy = g.center[0] / spacing, g.center[1] / spacing
+    half = g.half_extent / spacing
+    x0, y0 = max(round(cx - half), 0), max(round(cy - half), 0)
+    x1, y1 = min(round(cx + half), columns), min(round(cy + half), rows)
+    return JointTruth(
+        label=f"{side}_{g.name}",
+        joint_type=joint_type(g.name),
+        center=(round(cx, 1), round(cy, 1)),
+        box=(x0, y0, x1 - x0, y1 - y0),
+        jsn=g.score.jsn,
+        erosion=g.score.erosion,
+        axis=(round(g.axis[0], 4), round(g.axis[1], 4)),
+        jsn_form=g.form,
+        erosion_surfaces=g.surfaces,
+        gap_mm=round(g.gap, 3),
+        normal_gap_mm=round(g.normal_gap, 3),
+        width_mm=round(g.width, 2),
+        osteopenia=round(g.osteopenia, 3),
+        swelling=round(g.swelling, 2),
+    )
+
+
+def generate_set(
+    seed: int, count: int, config: PhantomConfig | None = None
+) -> Iterator[PhantomImage]:
+    """``count`` images; with one hand per image, consecutive pairs are one patient's study."""
+    for index in range(count):
+        yield generate_image(seed, index, config)

@@ -1,0 +1,330 @@
+"""Projection of bones and soft tissue into an X-ray attenuation map.
+
+Each bone is drawn in its own frame — ``u`` along the axis from the base (u = 0) to the head
+(u = length), ``v`` across it, both in mm — as the line integral of attenuation through a hollow
+tube (or an ellipsoid for the carpals): a dense cortical shell, trabecular bone at the ends and
+marrow in the shaft. The local picture is then warped into the image with one affine warp, so
+the cost follows the bone's area and trabeculae keep running along the bone.
+
+Attenuation coefficients are per mm at the effective energy of a ~50 kVp hand exposure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+MU_CORTEX = 0.26
+MU_TRABECULAR = 0.085
+MU_MARROW = 0.045
+MU_SOFT = 0.036
+TEXTURE_MM = 0.1  #: size of one texel of the trabecular texture tile
+
+EndKind = Literal["convex", "concave", "flat", "tuft", "radius"]
+
+
+@dataclass(frozen=True)
+class Defect:
+    """An erosion: an elliptic loss of bone in the bone's (u, v) frame, mm."""
+
+    u: float
+    v: float
+    ru: float
+    rv: float
+    depth: float  #: fraction of the bone's attenuation removed at the centre
+
+
+@dataclass(frozen=True)
+class End:
+    """Shape of a bone end: how far its surface lies into the bone, as a function of ``v``."""
+
+    kind: EndKind
+    radius: float = 0.0  #: circle radius of a convex head or concave base, mm
+    tilt: float = 0.0  #: slope of the surface across the bone (focal narrowing, inclination)
+    shift: float = 0.0  #: constant displacement of the surface into the bone, mm
+    collapse: float = 0.0  #: depth of a collapsed (erosion 5) surface, mm
+    plate: bool = True  #: draw the subchondral plate
+    fade: bool = True  #: rounded end: density falls towards the surface
+    phases: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  #: irregularity of a collapsed surface
+
+    def depth_into_bone(self, v: np.ndarray, half_width: float) -> np.ndarray:
+        """Distance (mm) from the end's nominal plane to its surface, into the bone."""
+        if self.kind == "convex":
+            r = max(self.radius, half_width * 1.01)
+            d = r - np.sqrt(np.maximum(r * r - v * v, 0.0))
+        elif self.kind == "concave":
+            r = max(self.radius, half_width * 1.01)
+            d = np.sqrt(np.maximum(r * r - v * v, 0.0)) - r
+        elif self.kind == "tuft":
+            r = half_width * 1.1
+            d = r - np.sqrt(np.maximum(r * r - v * v, 0.0))
+        elif self.kind == "radius":
+            d = 0.6 * (v / half_width) ** 2 * half_width * 0.15
+        else:
+            d = 0.08 * half_width * np.cos(3.0 * v / half_width) - 0.08 * half_width
+        d = d + self.tilt * v + self.shift
+        if self.collapse > 0:
+            x = v / max(half_width, 1e-3)
+            rough = sum(
+                np.sin((k + 2.0) * 2.1 * x + p) / (k + 1.5) for k, p in enumerate(self.phases)
+            )
+            d = np.maximum(d, self.collapse * (0.8 + 0.25 * rough))
+        return np.asarray(d)
+
+
+@dataclass(frozen=True)
+class TubeBone:
+    """A long bone (metacarpal, phalanx, radius, ulna) in the image frame, mm."""
+
+    name: str
+    origin: tuple[float, float]  #: centre of the base's nominal plane
+    axis: tuple[float, float]  #: unit vector base → head
+    length: float
+    width_base: float
+    width_shaft: float
+    width_head: float
+    cortex: float  #: cortical thickness at mid-shaft
+    base: End
+    head: End
+    density: float = 1.0  #: patient bone-density factor
+    osteopenia_base: float = 0.0  #: periarticular loss at the base, 0–1
+    osteopenia_head: float = 0.0
+    defects: tuple[Defect, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class EllipsoidBone:
+    """A carpal bone: an ellipsoid with a cortical shell, in the image frame, mm."""
+
+    name: str
+    center: tuple[float, float]
+    axis: tuple[float, float]  #: unit vector of the first semi-axis
+    a: float
+    b: float
+    cortex: float = 0.7
+    density: float = 1.0
+
+
+class Canvas:
+    """The attenuation map of one image, with the texture and erosion mask it needs."""
+
+    def __init__(
+        self,
+        rows: int,
+        columns: int,
+        spacing_mm: float,
+        texture: np.ndarray,
+        track_erosions: bool = False,
+    ) -> None:
+        self.attenuation = np.zeros((rows, columns), np.float32)
+        self.spacing = spacing_mm
+        self.texture = texture
+        self.erosion_loss: np.ndarray | None = (
+            np.zeros((rows, columns), np.float32) if track_erosions else None
+        )
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def draw_tube(self, bone: TubeBone, erosions: bool = True) -> None:
+        s = self.spacing
+        half_max = 0.5 * max(bone.width_base, bone.width_shaft, bone.width_head) + 0.5
+        v = np.arange(-half_max, half_max + s, s, dtype=np.float32)
+        half_base, half_head = 0.5 * bone.width_base, 0.5 * bone.width_head
+        into_base = bone.base.depth_into_bone(v, half_base)
+        into_head = bone.head.depth_into_bone(v, half_head)
+        u_lo = min(0.0, float(into_base.min())) - 0.5
+        u_hi = bone.length - min(0.0, float(into_head.min())) + 0.5
+        u = np.arange(u_lo, u_hi + s, s, dtype=np.float32)
+
+        length = bone.length
+        lb, lh = 0.2 * length, 0.2 * length
+        near_base = np.exp(-((u / lb) ** 2))
+        near_head = np.exp(-(((length - u) / lh) ** 2))
+        radius = 0.5 * (
+            bone.width_shaft
+            + (bone.width_base - bone.width_shaft) * near_base
+            + (bone.width_head - bone.width_shaft) * near_head
+        )
+        endness = np.maximum(near_base, near_head)
+        loss = 1.0 - bone.osteopenia_base * np.exp(-((u / (0.12 * length)) ** 2))
+        loss = loss - bone.osteopenia_head * np.exp(-(((length - u) / (0.12 * length)) ** 2))
+        cortex = bone.cortex * (1.0 - 0.75 * endness) * (1.0 - 0.4 * (1.0 - loss))
+        mu_inner = (MU_MARROW + (MU_TRABECULAR - MU_MARROW) * endness) * loss
+
+        uu, vv = u[:, None], v[None, :]
+        outer = radius[:, None]
+        inner = np.maximum(outer - cortex[:, None], 0.05)
+        t_out = 2.0 * np.sqrt(np.maximum(outer * outer - vv * vv, 0.0))
+        t_in = 2.0 * np.sqrt(np.maximum(inner * inner - vv * vv, 0.0))
+        texture = self._texture(u, v)
+        att = MU_CORTEX * (t_out - t_in) + mu_inner[:, None] * t_in * (1.0 + 0.45 * texture)
+
+        # The two ends: clip, fade the rounded ends, add the subchondral plates.
+        start = into_base[None, :]
+        stop = (length - into_head)[None, :]
+        to_base, to_head = uu - start, stop - uu
+        inside = (to_base >= 0) & (to_head >= 0)
+        for end, dist in ((bone.base, to_base), (bone.head, to_head)):
+            if end.fade:
+                att *= np.sqrt(np.clip(dist / (0.35 * outer + 1e-3), 0.0, 1.0))
+            if end.plate:
+                plate = np.clip(1.0 - np.abs(dist - 0.35) / 0.35, 0.0, 1.0)
+                att += (
+                    MU_CORTEX
+                    * 1.1
+                    * plate
+                    * (t_out > 0)
+                    * np.sqrt(np.clip(1 - (vv / outer) ** 2, 0, 1))
+                )
+        att = np.where(inside, att, 0.0).astype(np.float32) * bone.density
+
+        if erosions and bone.defects:
+            keep = np.ones_like(att)
+            for d in bone.defects:
+                r2 = ((uu - d.u) / d.ru) ** 2 + ((vv - d.v) / d.rv) ** 2
+                keep *= 1.0 - d.depth * np.clip(1.5 - r2, 0.0, 1.0) ** 0.7
+            eroded = att * keep
+            if self.erosion_loss is not None:
+                self._warp_add(self.erosion_loss, att - eroded, bone.origin, bone.axis, u, v)
+            att = eroded
+        self._warp_add(self.attenuation, att, bone.origin, bone.axis, u, v)
+
+    def draw_ellipsoid(self, bone: EllipsoidBone) -> None:
+        s = self.spacing
+        u = np.arange(-bone.a - 0.5, bone.a + 0.5 + s, s, dtype=np.float32)
+        v = np.arange(-bone.b - 0.5, bone.b + 0.5 + s, s, dtype=np.float32)
+        depth = 0.8 * (bone.a + bone.b)
+        q = (u[:, None] / bone.a) ** 2 + (v[None, :] / bone.b) ** 2
+        k = max(1.0 - bone.cortex / min(bone.a, bone.b), 0.1)
+        t_out = depth * np.sqrt(np.maximum(1.0 - q, 0.0))
+        t_in = k * depth * np.sqrt(np.maximum(1.0 - q / (k * k), 0.0))
+        texture = self._texture(u, v)
+        att = MU_CORTEX * 0.7 * (t_out - t_in) + MU_TRABECULAR * t_in * (1.0 + 0.45 * texture)
+        origin = (
+            bone.center[0] - 0.0 * bone.axis[0],
+            bone.center[1] - 0.0 * bone.axis[1],
+        )
+        self._warp_add(
+            self.attenuation, att.astype(np.float32) * bone.density, origin, bone.axis, u, v
+        )
+
+    def add_soft_tissue(self, thickness_mm: np.ndarray) -> None:
+        self.attenuation += MU_SOFT * thickness_mm
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _texture(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        tile = self.texture
+        iu = np.floor(u / TEXTURE_MM).astype(np.int64) % tile.shape[0]
+        iv = np.floor(v / TEXTURE_MM).astype(np.int64) % tile.shape[1]
+        return np.asarray(tile[iu[:, None], iv[None, :]])
+
+    def _warp_add(
+        self,
+        target: np.ndarray,
+        local: np.ndarray,
+        origin: tuple[float, float],
+        axis: tuple[float, float],
+        u: np.ndarray,
+        v: np.ndarray,
+    ) -> None:
+        """Add ``local`` (rows = u, columns = v) into ``target`` at the bone's pose."""
+        s = self.spacing
+        ax, ay = axis
+        nx, ny = -ay, ax  # v runs along the axis turned by +90°
+        u0, v0 = float(u[0]), float(v[0])
+        # local (column j, row i) → image pixel (x, y); pixel centres sit at integer x, y.
+        m = np.array(
+            [
+                [nx, ax, (origin[0] + u0 * ax + v0 * nx) / s],
+                [ny, ay, (origin[1] + u0 * ay + v0 * ny) / s],
+            ],
+            dtype=np.float64,
+        )
+        h, w = local.shape
+        corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
+        xy = corners @ m.T
+        x0 = max(int(np.floor(xy[:, 0].min())) - 1, 0)
+        y0 = max(int(np.floor(xy[:, 1].min())) - 1, 0)
+        x1 = min(int(np.ceil(xy[:, 0].max())) + 2, target.shape[1])
+        y1 = min(int(np.ceil(xy[:, 1].max())) + 2, target.shape[0])
+        if x1 <= x0 or y1 <= y0:
+            return
+        m[:, 2] -= (x0, y0)
+        patch = cv2.warpAffine(
+            local,
+            m,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+        target[y0:y1, x0:x1] += patch
+
+
+def trabecular_texture(rng: np.random.Generator, size: int = 256) -> np.ndarray:
+    """A tileable band-pass noise, stretched along the bone axis, zero mean, unit spread."""
+    noise = rng.standard_normal((size, size))
+    fu = np.fft.fftfreq(size)[:, None] / TEXTURE_MM  # cycles per mm along the axis
+    fv = np.fft.fftfreq(size)[None, :] / TEXTURE_MM
+    # trabeculae ~0.2–0.4 mm thick, a few mm long along the axis
+    f = np.sqrt((fu * 0.45) ** 2 + fv**2)
+    band = np.exp(-(((f - 1.6) / 0.8) ** 2))
+    field = np.real(np.fft.ifft2(np.fft.fft2(noise) * band))
+    field = (field - field.mean()) / (field.std() + 1e-9)
+    return np.tanh(field).astype(np.float32)
+
+
+def soft_tissue_thickness(
+    rows: int,
+    columns: int,
+    spacing_mm: float,
+    strokes: list[tuple[np.ndarray, float]],
+    polygons: list[np.ndarray],
+    blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]],
+    scale: int = 4,
+) -> np.ndarray:
+    """Soft-tissue thickness (mm) of the hands: fingers, palm, wrist and swellings.
+
+    Drawn as a mask at 1/``scale`` resolution, turned into a rounded thickness by its distance
+    transform (a finger is roughly a cylinder), then brought back to full size.
+    strokes: (points N×2 mm, half-width mm); polygons: N×2 mm; blobs: (centre, (half-length,
+    half-width), direction of the length).
+    """
+    s = spacing_mm * scale
+    h, w = (rows + scale - 1) // scale, (columns + scale - 1) // scale
+    mask = np.zeros((h, w), np.uint8)
+    for points, half in strokes:
+        px = np.round(points / s).astype(np.int32)
+        thick = max(round(2 * half / s), 1)
+        for p, q in itertools.pairwise(px):
+            cv2.line(mask, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 255, thick, cv2.LINE_AA)
+        end = px[-1]
+        cv2.circle(mask, (int(end[0]), int(end[1])), thick // 2, 255, -1, cv2.LINE_AA)
+    for poly in polygons:
+        cv2.fillPoly(mask, [np.round(poly / s).astype(np.int32)], 255, cv2.LINE_AA)
+    for centre, axes, direction in blobs:
+        angle = float(np.degrees(np.arctan2(direction[1], direction[0])))
+        cv2.ellipse(
+            mask,
+            (round(centre[0] / s), round(centre[1] / s)),
+            (max(round(axes[0] / s), 1), max(round(axes[1] / s), 1)),
+            angle,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )
+    binary = (mask > 127).astype(np.uint8)
+    dist = cv2.distanceTransform(binary, cv2.DIST_L2, 5) * s  # mm to the skin
+    r0 = 7.5
+    d = np.minimum(dist, r0)
+    thickness = 2.0 * np.sqrt(np.maximum(r0 * r0 - (r0 - d) ** 2, 0.0))
+    thickness = cv2.GaussianBlur(thickness, (0, 0), 0.7)
+    full = cv2.resize(thickness, (columns, rows), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(full, dtype=np.float32)
