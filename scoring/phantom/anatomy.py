@@ -277,25 +277,41 @@ def _surface_defects(
         return Defect(u=u, v=v, ru=ru, rv=rv, depth=float(rng.uniform(0.7, 0.92)))
 
     side = 1.0 if rng.random() < 0.5 else -1.0
-    if score == 1:
+
+    def bite(v_from: float, v_to: float, size: float, back: float) -> list[Defect]:
+        """An irregular bite of lost bone along the surface from ``v_from`` to ``v_to``."""
+        count = max(int(abs(v_to - v_from) / (0.6 * size)) + 1, 1)
+        return [
+            at(
+                float(v) + float(rng.normal(0, 0.08 * size)),
+                back * float(rng.uniform(0.7, 1.3)),
+                0.5 * size * float(rng.uniform(0.85, 1.15)),
+                0.5 * size * float(rng.uniform(0.85, 1.15)),
+            )
+            for v in np.linspace(v_from, v_to, count)
+        ]
+
+    if score == 1:  # discrete: one small marginal erosion
         d = width * rng.uniform(0.17, 0.23)
-        return (at(side * (half - 0.25 * d), 0.35 * d, 0.6 * d, 0.5 * d),), 0.0
-    if score == 2:
+        return tuple(bite(side * (half - 0.2 * d), side * (half - 0.2 * d), d, 0.3 * d)), 0.0
+    if score == 2:  # larger, under half the surface
         if rng.random() < 0.5:
-            d = width * rng.uniform(0.32, 0.42)
-            return (at(side * (half - 0.3 * d), 0.35 * d, 0.55 * d, 0.5 * d),), 0.0
-        d = width * rng.uniform(0.22, 0.27)
-        return (
-            at(half - 0.25 * d, 0.35 * d, 0.6 * d, 0.5 * d),
-            at(-(half - 0.25 * d), 0.35 * d, 0.6 * d, 0.5 * d),
+            d = width * rng.uniform(0.24, 0.3)
+            return tuple(bite(side * (half - 0.2 * d), side * (half - 0.9 * d), d, 0.3 * d)), 0.0
+        d = width * rng.uniform(0.2, 0.25)
+        return tuple(
+            bite(half - 0.2 * d, half - 0.2 * d, d, 0.3 * d)
+            + bite(-(half - 0.2 * d), -(half - 0.2 * d), d, 0.3 * d)
         ), 0.0
-    if score == 3:
-        rv = width * rng.uniform(0.36, 0.44)
-        centre = side * (half - rv * 0.85)  # from the margin to beyond the middle
-        return (at(centre, 0.12 * width, 0.32 * width, rv),), 0.0
+    if score == 3:  # from the margin to beyond the middle of the bone
+        d = width * rng.uniform(0.26, 0.32)
+        reach = width * rng.uniform(0.08, 0.18)
+        return tuple(bite(side * (half - 0.2 * d), -side * reach, d, 0.25 * d)), 0.0
+    # 5: the joint surface has collapsed, with ragged remnants beneath it
     depth = width * rng.uniform(0.3, 0.42)
-    v1 = float(rng.uniform(-0.4, 0.4)) * half
-    return (at(v1, depth + 0.06 * width, 0.16 * width, 0.2 * width),), depth
+    d = width * 0.22
+    v1 = float(rng.uniform(-0.5, 0.0)) * half
+    return tuple(bite(v1, v1 + 0.6 * half, d, depth + 0.15 * d)), depth
 
 
 def build_hand(
