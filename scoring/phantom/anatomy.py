@@ -4,7 +4,8 @@ The hand is built in its own frame — x towards the thumb, y towards the finger
 at the centre of the distal radius — as a chain per ray: metacarpal → proximal → middle →
 distal phalanx. A joint places the distal bone around the head of the proximal one: the head is
 a circle of radius ρ, the base a concentric cup of radius ρ + gap, so the joint space stays
-even when the finger bends. JSN narrows, tilts (focal), shifts (subluxation), closes with a bony
+even when the finger bends. JSN narrows it at one margin (focal) or all across, shifts it
+(subluxation), closes it with a bony
 bridge (ankylosis) or dislocates (luxation) that arrangement; erosions cut defects into the
 bone ends. A :class:`Pose` then mirrors, turns and moves the hand into the image.
 """
@@ -137,7 +138,7 @@ class Hand:
         sign = pose.parity
 
         def end(e: End) -> End:
-            return replace(e, tilt=e.tilt * sign)
+            return replace(e, tilt=e.tilt * sign, focal=e.focal * sign)
 
         tubes = [
             replace(
@@ -206,8 +207,7 @@ class _JointPlan:
 
     gap: float
     form: str
-    tilt: float = 0.0
-    shift: float = 0.0
+    focal: float = 0.0
     lateral: float = 0.0
     proximal: float = 0.0
     bend: float = 0.0
@@ -228,12 +228,10 @@ def _plan_jsn(
     if jsn == 0:
         return _JointPlan(gap=normal_gap * rng.uniform(0.92, 1.08), form="normal")
     if jsn == 1:
+        # normal in the middle, narrowed towards one margin only
         gap = normal_gap * rng.uniform(0.88, 1.0)
-        focal = gap * rng.uniform(0.55, 0.75)  # narrowing at the narrow margin
         side = 1.0 if rng.random() < 0.5 else -1.0
-        half = 0.5 * base_width
-        # surface moves towards the head by focal·(1 + side·v/half)/2
-        return _JointPlan(gap=gap, form="focal", shift=-focal / 2, tilt=-side * focal / (2 * half))
+        return _JointPlan(gap=gap, form="focal", focal=side * gap * rng.uniform(0.55, 0.75))
     if jsn == 2:
         return _JointPlan(gap=normal_gap * rng.uniform(0.56, 0.72), form="generalised")
     if jsn == 3:
@@ -415,14 +413,7 @@ def build_hand(
             next_axis = _unit(next_angle)
             n = _rot90(next_axis)
             cup = rho + (plan.gap if not fused else 0.0)
-            base_end = End(
-                "concave",
-                radius=cup,
-                tilt=plan.tilt,
-                shift=plan.shift,
-                plate=not fused,
-                fade=not fused,
-            )
+            base_end = End("concave", radius=cup, focal=plan.focal, plate=not fused, fade=not fused)
             base_defects, base_collapse = _surface_defects(
                 rng, plan.surfaces[1], w_next[0], False, 0.0, base_end
             )

@@ -46,8 +46,6 @@ class PhantomConfig:
     #: draw erosions (tests switch them off to see exactly which pixels they change)
     erosions: bool = True
     noise: bool = True
-    #: keep a mask of the pixels erosions removed bone from
-    erosion_mask: bool = False
 
 
 def study_layout(index: int, hands: int) -> tuple[int, tuple[Side, ...]]:
@@ -116,9 +114,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     rows = int(np.clip(round(height / spacing), MIN_SIDE, MAX_SIDE))
     posed = [hand.posed(pose) for hand, pose in zip(hands, poses, strict=True)]
 
-    canvas = Canvas(
-        rows, columns, spacing, trabecular_texture(rng), track_erosions=config.erosion_mask
-    )
+    canvas = Canvas(rows, columns, spacing, trabecular_texture(rng))
     canvas.add_soft_tissue(
         soft_tissue_thickness(
             rows,
@@ -146,7 +142,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     signal = expose(canvas.attenuation, spacing, exposure, rng, noise=config.noise)
     modality: Modality = config.modalities[int(rng.integers(len(config.modalities)))]
     photometric: Photometric = config.photometrics[int(rng.integers(len(config.photometrics)))]
-    encoding: Encoding = config.encodings[int(rng.integers(len(config.encodings)))]
+    encoding: Encoding = config.encodings[index % len(config.encodings)]  # an even mix
     bits = int(rng.integers(10, 17))
     quant = Quantisation.sample(rng, bits)
     inverted = photometric == "MONOCHROME1"
@@ -168,9 +164,6 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         )
 
     joints = [_truth(hand.side, g, spacing, rows, columns) for hand in posed for g in hand.joints]
-    mask = None
-    if canvas.erosion_loss is not None:
-        mask = canvas.erosion_loss > 0.02
     return PhantomImage(
         pixels=pixels,
         acquisition=Acquisition(
@@ -191,7 +184,6 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         image_index=index,
         hands=tuple(sides),
         joints=joints,
-        erosion_mask=mask,
     )
 
 

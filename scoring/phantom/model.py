@@ -6,7 +6,7 @@ Everything here is in stored-image pixels (x = column, y = row) unless a name sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -105,8 +105,6 @@ class PhantomImage:
     image_index: int  #: index of the image within the set
     hands: tuple[Side, ...]  #: patient sides shown, left to right as the hands are listed
     joints: list[JointTruth]
-    #: boolean mask of pixels whose bone an erosion removed (for tests and galleries)
-    erosion_mask: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def laterality(self) -> Literal["L", "R", "B"]:

@@ -46,6 +46,9 @@ class End:
     radius: float = 0.0  #: circle radius of a convex head or concave base, mm
     tilt: float = 0.0  #: slope of the surface across the bone (focal narrowing, inclination)
     shift: float = 0.0  #: constant displacement of the surface into the bone, mm
+    #: focal narrowing: the surface comes this much (mm) closer to the joint at one margin,
+    #: fading to nothing at mid-width; the sign says which margin (+v or -v)
+    focal: float = 0.0
     collapse: float = 0.0  #: depth of a collapsed (erosion 5) surface, mm
     plate: bool = True  #: draw the subchondral plate
     fade: bool = True  #: rounded end: density falls towards the surface
@@ -67,6 +70,9 @@ class End:
         else:
             d = 0.08 * half_width * np.cos(3.0 * v / half_width) - 0.08 * half_width
         d = d + self.tilt * v + self.shift
+        if self.focal:
+            reach = np.clip(np.sign(self.focal) * v / half_width, 0.0, 1.0)
+            d = d - abs(self.focal) * reach**1.5
         if self.collapse > 0:
             x = v / max(half_width, 1e-3)
             rough = sum(
@@ -110,7 +116,7 @@ class EllipsoidBone:
 
 
 class Canvas:
-    """The attenuation map of one image, with the texture and erosion mask it needs."""
+    """The attenuation map of one image and the trabecular texture its bones share."""
 
     def __init__(
         self,
@@ -118,14 +124,10 @@ class Canvas:
         columns: int,
         spacing_mm: float,
         texture: np.ndarray,
-        track_erosions: bool = False,
     ) -> None:
         self.attenuation = np.zeros((rows, columns), np.float32)
         self.spacing = spacing_mm
         self.texture = texture
-        self.erosion_loss: np.ndarray | None = (
-            np.zeros((rows, columns), np.float32) if track_erosions else None
-        )
 
     # -- drawing -------------------------------------------------------------------------
 
@@ -187,10 +189,7 @@ class Canvas:
             for d in bone.defects:
                 r2 = ((uu - d.u) / d.ru) ** 2 + ((vv - d.v) / d.rv) ** 2
                 keep *= 1.0 - d.depth * np.clip(1.5 - r2, 0.0, 1.0) ** 0.7
-            eroded = att * keep
-            if self.erosion_loss is not None:
-                self._warp_add(self.erosion_loss, att - eroded, bone.origin, bone.axis, u, v)
-            att = eroded
+            att = att * keep
         self._warp_add(self.attenuation, att, bone.origin, bone.axis, u, v)
 
     def draw_ellipsoid(self, bone: EllipsoidBone) -> None:
