@@ -541,8 +541,8 @@ def build_hand(
             name=f"{side}_{name}",
             center=(x * sc + rng.normal(0, 0.4), y * sc + rng.normal(0, 0.4)),
             axis=(math.cos(math.radians(ang)), math.sin(math.radians(ang))),
-            a=a * ws,
-            b=b * ws,
+            a=a * ws * 1.15,
+            b=b * ws * 1.15,
             density=anatomy.density,
         )
         for name, x, y, a, b, ang in _CARPALS

@@ -111,7 +111,7 @@ class EllipsoidBone:
     axis: tuple[float, float]  #: unit vector of the first semi-axis
     a: float
     b: float
-    cortex: float = 0.7
+    cortex: float = 0.5
     density: float = 1.0
 
 
@@ -196,19 +196,15 @@ class Canvas:
         s = self.spacing
         u = np.arange(-bone.a - 0.5, bone.a + 0.5 + s, s, dtype=np.float32)
         v = np.arange(-bone.b - 0.5, bone.b + 0.5 + s, s, dtype=np.float32)
-        depth = 0.8 * (bone.a + bone.b)
+        depth = 0.6 * (bone.a + bone.b)  # carpals are flatter front to back
         q = (u[:, None] / bone.a) ** 2 + (v[None, :] / bone.b) ** 2
         k = max(1.0 - bone.cortex / min(bone.a, bone.b), 0.1)
         t_out = depth * np.sqrt(np.maximum(1.0 - q, 0.0))
         t_in = k * depth * np.sqrt(np.maximum(1.0 - q / (k * k), 0.0))
         texture = self._texture(u, v)
         att = MU_CORTEX * 0.7 * (t_out - t_in) + MU_TRABECULAR * t_in * (1.0 + 0.45 * texture)
-        origin = (
-            bone.center[0] - 0.0 * bone.axis[0],
-            bone.center[1] - 0.0 * bone.axis[1],
-        )
         self._warp_add(
-            self.attenuation, att.astype(np.float32) * bone.density, origin, bone.axis, u, v
+            self.attenuation, att.astype(np.float32) * bone.density, bone.center, bone.axis, u, v
         )
 
     def add_soft_tissue(self, thickness_mm: np.ndarray) -> None:
