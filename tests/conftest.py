@@ -68,3 +68,20 @@ def assert_dcmdump_parses() -> Callable[[Path | str], str]:
         return output
 
     return check
+
+
+@pytest.fixture(scope="session")
+def phantom_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bilateral phantom radiograph written as DICOM (seed 2, image 0), with truth.json.
+
+    Real-sized (about 2,000 pixels a side); the truth record is in ``truth.json`` beside it.
+    """
+    import json
+
+    from scoring.phantom import generate_image
+    from worker.phantom_export import write_image
+
+    out = tmp_path_factory.mktemp("phantom")
+    record = write_image(2, generate_image(2, 0), out)
+    (out / "truth.json").write_text(json.dumps({"images": [record]}))
+    return out / record["file"]
