@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the tests run for real: dciodvfy/dcentvfy (dicom3tools), dcmdump/storescu (dcmtk).
-SYSTEM_PACKAGES := dicom3tools dcmtk
+SYSTEM_PACKAGES := dicom3tools dcmtk openssl
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test venv system-packages lint typecheck pytest gallery bench constraints clean

@@ -10,11 +10,14 @@ import numpy as np
 DEFAULT_SIZE = 48
 
 
-def crop_joint(grey: np.ndarray, box: Sequence[int], size: int = DEFAULT_SIZE) -> np.ndarray:
-    """The square ``box`` (x, y, w, h) of a display-ready grey-scale image (float in [0, 1]),
-    padded by edge replication where it leaves the image, resized to ``size`` × ``size`` uint8."""
-    x, y, w, h = (int(v) for v in box)
-    side = max(w, h, 1)
+def crop_joint(
+    grey: np.ndarray, box: Sequence[float], size: int = DEFAULT_SIZE, context: float = 1.0
+) -> np.ndarray:
+    """The square around ``box`` (x, y, w, h) of a display-ready grey-scale image (float in
+    [0, 1]), ``context`` times the box's larger side, padded by edge replication where it leaves
+    the image, resized to ``size`` × ``size`` uint8."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(round(max(w, h) * context), 1)
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
     rows, cols = grey.shape

@@ -181,3 +181,111 @@ def crops(
         box=np.array(meta["box"], dtype=np.int32).reshape(-1, 4),
     )
     err.print(f"{len(clips)} clips of {size}x{size} from {len(images)} images in {out}")
+
+
+def _scorer(model: Path | None):  # type: ignore[no-untyped-def]
+    from scoring.pipeline import Scorer
+
+    try:
+        return Scorer.load(model)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def score(
+    file: Annotated[Path, typer.Argument(help="A DICOM radiograph of one or both hands.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the SR, overlay SC and GSPS to this folder.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    model: Annotated[Path | None, typer.Option(help="Model directory (default: built in).")] = None,
+) -> None:
+    """Detect, identify and score the joints of one radiograph."""
+    from dicom_io.reading import UnreadableImage
+    from worker.scoring_io import as_json, score_file
+
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    scorer = _scorer(model)
+    try:
+        scored = score_file(scorer, file)
+    except UnreadableImage as exc:
+        raise fail(f"{file}: {exc}") from None
+    except Exception as exc:  # pydicom raises many kinds for files that are not DICOM
+        raise fail(
+            f"{file}: not a readable DICOM image ({exc.__class__.__name__}: {exc})"
+        ) from None
+    result = as_json(scorer, scored)
+    if out is not None:
+        from worker.results_export import write_results
+
+        result["written"] = [str(p) for p in write_results(scorer, scored, out)]
+    if json_output:
+        print(json.dumps(result, indent=1))
+    else:
+        for joint in result["joints"]:
+            err.print(f"{joint['label']:8s} JSN {joint['jsn']}  erosion {joint['erosion']}")
+        err.print(
+            f"{result['status']}: JSN total {result['totals']['jsn']}, erosion total "
+            f"{result['totals']['erosion']} (model {result['model']['version']}; "
+            "NOT FOR DIAGNOSTIC USE)"
+        )
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Folder with DICOM files and truth.json.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write Markdown and the paper's Fig. 3 plots here.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="Model directory (default: built in).")] = None,
+) -> None:
+    """The model against a labelled set: the paper's Table 3, detection and identity."""
+    from worker.evaluating import evaluate_folder, markdown_table
+
+    truth_path = data / "truth.json"
+    if not truth_path.is_file():
+        raise fail(f"{truth_path} not found")
+    scorer = _scorer(model)
+    try:
+        figures = evaluate_folder(scorer, data)
+    except (KeyError, ValueError) as exc:
+        raise fail(f"{data}: {exc}") from None
+    if report is not None:
+        from worker.report import write_report
+
+        write_report(figures, scorer.bundle.card, report)
+    if json_output:
+        print(json.dumps(figures, indent=1))
+    else:
+        err.print(markdown_table(figures))
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Model directory to write.")],
+    small: Annotated[bool, typer.Option(help="A tiny recipe for smoke tests.")] = False,
+    traincascade: Annotated[
+        Path | None, typer.Option(help="opencv_traincascade (default: build and cache it).")
+    ] = None,
+) -> None:
+    """Run the committed recipe: phantoms → crops → cascade → CNNs → evaluation → model."""
+    from worker.evaluating import evaluate_phantom_test_set, markdown_card
+    from worker.traincascade_tool import find_traincascade
+    from worker.training import Recipe, run_recipe
+
+    tool = traincascade or find_traincascade(lambda m: err.print(m))
+    recipe = Recipe().small() if small else Recipe()
+    with Progress(console=err) as progress:
+
+        def bar(name: str, total: int):  # type: ignore[no-untyped-def]
+            task = progress.add_task(name, total=total)
+            return lambda: progress.advance(task)
+
+        card = run_recipe(recipe, out, tool, bar, lambda m: err.print(m))
+        card["evaluation"] = evaluate_phantom_test_set(out, recipe.test, bar)
+    (out / "card.json").write_text(json.dumps(card, indent=1))
+    (out / "card.md").write_text(markdown_card(card))
+    err.print(f"model {card['version']} in {out}")

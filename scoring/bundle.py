@@ -1,0 +1,95 @@
+"""A model directory: cascade, joint layout, both networks and the model card.
+
+The version and device UID come from a hash of the artefacts, so a retrained model can never
+pass for the old one: every score stored or sent names the exact weights that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .cnn import JointNet, Task, build_net
+from .identify import HandTemplate
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+ARTEFACTS = ("cascade.xml", "layout.json", "jsn.pt", "erosion.pt")
+MODEL_NAME = "rascore-svdh-phantom"
+
+
+def content_hash(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ARTEFACTS:
+        digest.update(name.encode())
+        digest.update((directory / name).read_bytes())
+    return digest.hexdigest()
+
+
+def device_uid(digest: str) -> str:
+    """A DICOM UID (2.25 form) derived from the artefacts' hash."""
+    return f"2.25.{uuid.UUID(digest[:32]).int}"
+
+
+def save_net(net: JointNet, path: Path) -> None:
+    """Weights in half precision: the networks are scored in float32, stored small."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    torch.save(state, path)
+
+
+def load_net(task: Task, path: Path) -> JointNet:
+    net = build_net(task)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    net.eval()
+    return net
+
+
+@dataclass
+class ModelBundle:
+    directory: Path
+    card: dict[str, Any]
+    template: HandTemplate
+    jsn: JointNet
+    erosion: JointNet
+
+    @property
+    def cascade_path(self) -> Path:
+        return self.directory / "cascade.xml"
+
+    @property
+    def name(self) -> str:
+        return str(self.card["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.card["version"])
+
+    @property
+    def device_uid(self) -> str:
+        return str(self.card["device_uid"])
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> ModelBundle:
+        directory = Path(directory or DEFAULT_MODEL_DIR)
+        missing = [n for n in (*ARTEFACTS, "card.json") if not (directory / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"model directory {directory} lacks {', '.join(missing)}")
+        card = json.loads((directory / "card.json").read_text())
+        digest = content_hash(directory)
+        if card.get("content_hash") != digest:
+            raise ValueError(
+                f"model directory {directory}: artefacts do not match the card's content hash"
+            )
+        return cls(
+            directory,
+            card,
+            HandTemplate.load(str(directory / "layout.json")),
+            load_net("jsn", directory / "jsn.pt"),
+            load_net("erosion", directory / "erosion.pt"),
+        )

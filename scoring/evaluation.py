@@ -1,0 +1,158 @@
+"""The model against the truth, in the figures of the paper's Table 3 (DESIGN.md, Contracts).
+
+A true joint is *detected* when a scored joint's box centre falls inside its box; the detected
+joint's *identity* is right when the labels agree. Scores are compared on detected joints, as the
+paper compared the joints its model found; per-radiograph totals sum everything each side gave.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .metrics import Agreement, confusion_matrix, pearson
+
+
+@dataclass(frozen=True)
+class TrueJoint:
+    label: str
+    joint_type: str  #: PIP, IP or MCP
+    box: tuple[float, float, float, float]
+    jsn: int
+    erosion: int
+
+
+@dataclass(frozen=True)
+class PredictedJoint:
+    label: str
+    box: tuple[float, float, float, float]
+    jsn: int
+    erosion: int
+
+
+@dataclass
+class ImageComparison:
+    truth: Sequence[TrueJoint]
+    predicted: Sequence[PredictedJoint]
+    seconds: float = 0.0
+
+
+@dataclass
+class _Pairs:
+    jsn_true: list[int] = field(default_factory=list)
+    jsn_pred: list[int] = field(default_factory=list)
+    ero_true: list[int] = field(default_factory=list)
+    ero_pred: list[int] = field(default_factory=list)
+
+    def add(self, t: TrueJoint, p: PredictedJoint) -> None:
+        self.jsn_true.append(t.jsn)
+        self.jsn_pred.append(p.jsn)
+        self.ero_true.append(t.erosion)
+        self.ero_pred.append(p.erosion)
+
+
+def _inside(p: PredictedJoint, t: TrueJoint) -> bool:
+    x, y, w, h = p.box
+    cx, cy = x + w / 2, y + h / 2
+    tx, ty, tw, th = t.box
+    return tx <= cx <= tx + tw and ty <= cy <= ty + th
+
+
+def _match(image: ImageComparison) -> list[tuple[TrueJoint, PredictedJoint | None]]:
+    """Each true joint with the prediction inside its box (the same label first, else the
+    nearest centre); a prediction serves one true joint at most."""
+    free = list(image.predicted)
+    pairs: list[tuple[TrueJoint, PredictedJoint | None]] = []
+    for t in image.truth:
+        candidates = [p for p in free if _inside(p, t)]
+        chosen = None
+        if candidates:
+            same = [p for p in candidates if p.label == t.label]
+            tx, ty = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
+            chosen = (
+                same[0]
+                if same
+                else min(
+                    candidates,
+                    key=lambda p: math.hypot(
+                        p.box[0] + p.box[2] / 2 - tx, p.box[1] + p.box[3] / 2 - ty
+                    ),
+                )
+            )
+            free.remove(chosen)
+        pairs.append((t, chosen))
+    return pairs
+
+
+def _agreement(true: list[int], pred: list[int], classes: int) -> dict[str, Any]:
+    a = Agreement.of(true, pred, classes)
+    return {
+        "n": a.n,
+        "pea": a.pea,
+        "pca": a.pca,
+        "sensitivity": a.sensitivity,
+        "specificity": a.specificity,
+        "kappa": a.kappa,
+    }
+
+
+def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
+    """The evaluation figures (DESIGN.md, ``rascore evaluate --json``), plus confusion matrices."""
+    detected = {"PIP": [0, 0], "IP": [0, 0], "MCP": [0, 0]}
+    identity = [0, 0]
+    pairs = {"all": _Pairs(), "PIP/IP": _Pairs(), "MCP": _Pairs()}
+    totals_true_jsn, totals_pred_jsn, totals_true_ero, totals_pred_ero = [], [], [], []
+    for image in images:
+        for t, p in _match(image):
+            detected[t.joint_type][1] += 1
+            if p is None:
+                continue
+            detected[t.joint_type][0] += 1
+            identity[1] += 1
+            identity[0] += p.label == t.label
+            pairs["all"].add(t, p)
+            pairs["MCP" if t.joint_type == "MCP" else "PIP/IP"].add(t, p)
+        totals_true_jsn.append(sum(t.jsn for t in image.truth))
+        totals_pred_jsn.append(sum(p.jsn for p in image.predicted))
+        totals_true_ero.append(sum(t.erosion for t in image.truth))
+        totals_pred_ero.append(sum(p.erosion for p in image.predicted))
+
+    def rate(hit: int, total: int) -> float:
+        return hit / total if total else float("nan")
+
+    def score_block(kind: str, classes: int) -> dict[str, Any]:
+        get = (
+            (lambda q: (q.jsn_true, q.jsn_pred))
+            if kind == "jsn"
+            else (lambda q: (q.ero_true, q.ero_pred))
+        )
+        block = _agreement(*get(pairs["all"]), classes)
+        block["pearson_total"] = pearson(
+            totals_true_jsn if kind == "jsn" else totals_true_ero,
+            totals_pred_jsn if kind == "jsn" else totals_pred_ero,
+        )
+        block["per_type"] = {g: _agreement(*get(pairs[g]), classes) for g in ("PIP/IP", "MCP")}
+        block["confusion"] = confusion_matrix(*get(pairs["all"]), classes).tolist()
+        return block
+
+    hits = sum(v[0] for v in detected.values())
+    total = sum(v[1] for v in detected.values())
+    seconds = [image.seconds for image in images]
+    return {
+        "images": len(images),
+        "joints": total,
+        "detection": {
+            "sensitivity": rate(hits, total),
+            "per_type": {k: rate(*v) for k, v in detected.items()},
+            "identity_accuracy": rate(*identity),
+        },
+        "jsn": score_block("jsn", 5),
+        "erosion": score_block("erosion", 6),
+        "totals": {
+            "jsn": {"true": totals_true_jsn, "predicted": totals_pred_jsn},
+            "erosion": {"true": totals_true_ero, "predicted": totals_pred_ero},
+        },
+        "seconds_per_image": sum(seconds) / len(seconds) if seconds else float("nan"),
+    }

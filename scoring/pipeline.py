@@ -1,0 +1,144 @@
+"""Image in, joints and scores out: detect → identify → clip → score (both networks, batched).
+
+The input is a display-ready grey-scale array (bone bright, 0–1) with its pixel spacing and
+laterality; the output is plain dataclasses. Nothing here knows DICOM, networking or SQL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import ModelBundle
+from .cnn import INPUT_SIZE, predict
+from .crops import crop_joint
+from .detection import CascadeDetector, working_image
+from .identify import Detection, identify
+from .phantom.model import joint_type
+
+#: assumed when the image carries no pixel spacing (typical of CR hand plates)
+FALLBACK_SPACING_MM = 0.15
+
+
+@dataclass(frozen=True)
+class ScoredJoint:
+    label: str
+    joint_type: str
+    box: tuple[int, int, int, int]  #: x, y, w, h in pixels of the input image
+    jsn: int
+    erosion: int
+    jsn_probs: tuple[float, ...]
+    erosion_probs: tuple[float, ...]
+    confidence: float  #: the cascade's weight for this detection
+    found_by: str  #: "cascade", or "cascade-local" when found by the search where it belonged
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    status: str  #: "scored", "partial" (some expected joints not found) or "no hand found"
+    joints: tuple[ScoredJoint, ...]
+    hands: tuple[str, ...]
+    missing: tuple[str, ...]  #: expected joints that were not found
+    unplaced: tuple[tuple[int, int, int, int], ...]  #: detections that are no scored joint
+    spacing_mm: float
+    spacing_assumed: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_jsn(self) -> int:
+        return sum(j.jsn for j in self.joints)
+
+    @property
+    def total_erosion(self) -> int:
+        return sum(j.erosion for j in self.joints)
+
+
+class Scorer:
+    """A loaded model, ready to score many images (load once per process)."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self.detector = CascadeDetector(bundle.cascade_path)
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> Scorer:
+        return cls(ModelBundle.load(directory))
+
+    def score(self, grey: np.ndarray, spacing_mm: float | None, laterality: str) -> ImageScore:
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        spacing = spacing_mm or FALLBACK_SPACING_MM
+        small, factor = working_image(grey, spacing)
+        detections = self.detector.detect(small, factor)
+        timings["detect"] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        found = identify(detections, spacing, laterality, self.bundle.template)
+        found_by = {label: "cascade" for label in found.joints}
+        for label, centre in found.missing.items():
+            extra = self.detector.detect_near(small, factor, centre, found.expected_size[label])
+            if extra is not None:
+                found.joints[label] = extra
+                found_by[label] = "cascade-local"
+        missing = tuple(sorted(set(found.missing) - set(found.joints)))
+        timings["identify"] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        labels = sorted(found.joints, key=_report_order)
+        boxes = [_square(found.joints[label]) for label in labels]
+        clips = (
+            np.stack([crop_joint(grey, box, INPUT_SIZE) for box in boxes])
+            if boxes
+            else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
+        )
+        jsn_probs = predict(self.bundle.jsn, clips)
+        erosion_probs = predict(self.bundle.erosion, clips)
+        timings["score"] = (time.perf_counter() - start) * 1e3
+
+        joints = tuple(
+            ScoredJoint(
+                label=label,
+                joint_type=joint_type(label.split("_", 1)[1]),
+                box=box,
+                jsn=int(np.argmax(jsn_probs[i])),
+                erosion=int(np.argmax(erosion_probs[i])),
+                jsn_probs=tuple(round(float(p), 6) for p in jsn_probs[i]),
+                erosion_probs=tuple(round(float(p), 6) for p in erosion_probs[i]),
+                confidence=round(found.joints[label].confidence, 4),
+                found_by=found_by[label],
+            )
+            for i, (label, box) in enumerate(zip(labels, boxes, strict=True))
+        )
+        status = "no hand found" if not joints else "partial" if missing else "scored"
+        return ImageScore(
+            status=status,
+            joints=joints,
+            hands=tuple(found.hands),
+            missing=missing,
+            unplaced=tuple(_square(d) for d in found.unplaced),
+            spacing_mm=spacing,
+            spacing_assumed=spacing_mm is None,
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+        )
+
+
+def _square(detection: Detection) -> tuple[int, int, int, int]:
+    x, y, w, h = detection.box
+    side = max(w, h)
+    cx, cy = x + w / 2, y + h / 2
+    return (
+        round(cx - side / 2),
+        round(cy - side / 2),
+        round(side),
+        round(side),
+    )
+
+
+def _report_order(label: str) -> tuple[int, int]:
+    from .phantom.model import JOINT_NAMES
+
+    side, name = label.split("_", 1)
+    return (0 if side == "R" else 1, JOINT_NAMES.index(name))
