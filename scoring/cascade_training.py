@@ -23,15 +23,17 @@ from .detection import WINDOW
 
 @dataclass(frozen=True)
 class CascadeRecipe:
-    stages: int = 14
+    stages: int = 10
     min_hit_rate: float = 0.997
-    max_false_alarm: float = 0.45
+    max_false_alarm: float = 0.5
     negatives_per_stage_factor: float = 2.0  #: numNeg = factor × numPos
     negative_tiles_per_image: int = 24
     feature_type: str = "HAAR"
     mode: str = "BASIC"
     threads: int = 2
-    buffer_mb: int = 512
+    #: feature values and sorted indices kept in memory; far faster than recomputing them
+    value_buffer_mb: int = 3072
+    index_buffer_mb: int = 2048
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,9 @@ def train_cascade(
         "-numThreads",
         str(recipe.threads),
         "-precalcValBufSize",
-        str(recipe.buffer_mb),
+        str(recipe.value_buffer_mb),
         "-precalcIdxBufSize",
-        str(recipe.buffer_mb),
+        str(recipe.index_buffer_mb),
     ]
     with open(log or workdir / "traincascade.log", "w") as out:
         subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True)

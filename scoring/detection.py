@@ -16,7 +16,7 @@ import numpy as np
 from .identify import Detection
 
 WORKING_SPACING_MM = 0.5  #: mm per pixel of the image the cascade sees
-WINDOW = 24  #: the cascade's window, pixels
+WINDOW = 20  #: the cascade's window, pixels
 #: joint boxes span about 12–24 mm: 24–48 pixels at the working resolution
 MIN_SIZE_MM, MAX_SIZE_MM = 9.0, 32.0
 

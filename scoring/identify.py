@@ -28,6 +28,10 @@ from .phantom.model import JOINT_NAMES
 
 _ANGLES = np.deg2rad(np.arange(-45.0, 45.1, 7.5))
 _SCALES = np.array([0.84, 1.0, 1.16])
+_PLAUSIBLE_SCALE = (0.7, 1.4)  #: hand size relative to the mean hand
+#: a hand needs at least this many of its ten joints in their places (a partly shown hand may
+#: lack some; chance arrangements of false detections rarely reach it)
+MIN_JOINTS_PER_HAND = 5
 #: template joints that anchor translation hypotheses: the most reliably seen ones
 _ANCHORS = ("MCP2", "MCP3", "MCP4", "PIP3", "PIP4")
 
@@ -172,9 +176,10 @@ def _fit_hand(
         if len(assignment) < 3:
             break
         idx = sorted(assignment)
-        placed = _similarity_apply(
-            _umeyama(template[idx], points[[assignment[i] for i in idx]]), template
-        )
+        sim = _umeyama(template[idx], points[[assignment[i] for i in idx]])
+        if not _PLAUSIBLE_SCALE[0] <= sim[0] <= _PLAUSIBLE_SCALE[1]:
+            return placed, {}, k * gate  # no hand is that small or that large
+        placed = _similarity_apply(sim, template)
     d = np.linalg.norm(placed[:, None, :] - points[None, :, :], axis=2)
     assignment = {r: c for r, c in assignment.items() if d[r, c] < gate}
     cost = (k - len(assignment)) * gate + sum(float(d[r, c]) for r, c in assignment.items())
@@ -250,7 +255,7 @@ def _hand_fits(
     if not hypotheses:  # "B" with too few detections for two hands
         hypotheses.append([_best_fit(points, order, ["R", "L"], template, gate)])
     best = min(hypotheses, key=total)
-    return [f for f in best if len(f.assignment) >= 3]
+    return [f for f in best if len(f.assignment) >= MIN_JOINTS_PER_HAND]
 
 
 def identify(
