@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := dicom3tools dcmtk openssl
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test venv system-packages lint typecheck pytest gallery bench constraints clean
+.PHONY: demo test venv system-packages traincascade lint typecheck pytest gallery bench constraints clean
 
 venv: $(BIN)/.installed
 
@@ -26,6 +26,10 @@ system-packages:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# OpenCV 3.4's opencv_traincascade, built once from source and cached (scripts/build-traincascade.sh).
+traincascade:
+	@bash scripts/build-traincascade.sh >/dev/null
+
 demo: venv
 	$(BIN)/rascore phantom --out demo/phantoms --count 4 --seed 2026 --gallery demo/phantom-gallery.png
 	@echo "demo: DICOM files and truth.json in demo/phantoms, contact sheet in demo/phantom-gallery.png"
@@ -37,7 +41,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv system-packages
+pytest: venv system-packages traincascade
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 
 test: lint typecheck pytest

@@ -63,8 +63,8 @@ class CascadeDetector:
     """A trained cascade, used at the working resolution."""
 
     path: Path
-    min_neighbors: int = 3
-    scale_factor: float = 1.08
+    min_neighbors: int = 2
+    scale_factor: float = 1.1
 
     def __post_init__(self) -> None:
         self._cascade = cv2.CascadeClassifier(str(self.path))
@@ -98,19 +98,19 @@ class CascadeDetector:
         """The most confident candidate near where a missing joint should be, searched with
         relaxed settings: the joint's place is known, so a weak response suffices."""
         cx, cy = centre[0] / factor, centre[1] / factor
-        half = size / factor
-        x0, y0 = max(int(cx - 1.5 * half), 0), max(int(cy - 1.5 * half), 0)
-        x1 = min(int(cx + 1.5 * half), small.shape[1])
-        y1 = min(int(cy + 1.5 * half), small.shape[0])
+        side = size / factor
+        x0, y0 = max(int(cx - 1.5 * side), 0), max(int(cy - 1.5 * side), 0)
+        x1 = min(int(cx + 1.5 * side), small.shape[1])
+        y1 = min(int(cy + 1.5 * side), small.shape[0])
         if x1 - x0 < WINDOW or y1 - y0 < WINDOW:
             return None
-        lo = max(WINDOW, int(0.6 * half))
+        lo = max(WINDOW, int(0.6 * side))
         rects, _, weights = self._cascade.detectMultiScale3(
             small[y0:y1, x0:x1],
             scaleFactor=1.05,
             minNeighbors=0,
             minSize=(lo, lo),
-            maxSize=(int(1.6 * half) + 1, int(1.6 * half) + 1),
+            maxSize=(int(1.6 * side) + 1, int(1.6 * side) + 1),
             outputRejectLevels=True,
         )
         if len(rects) == 0:
@@ -118,7 +118,7 @@ class CascadeDetector:
         boxes = np.asarray(rects, dtype=float).reshape(-1, 4)
         scores = np.asarray(weights, dtype=float).reshape(-1)
         centres = boxes[:, :2] + boxes[:, 2:] / 2 + (x0, y0)
-        near = np.hypot(centres[:, 0] - cx, centres[:, 1] - cy) < 0.6 * half
+        near = np.hypot(centres[:, 0] - cx, centres[:, 1] - cy) < 0.6 * side
         if not near.any():
             return None
         i = int(np.flatnonzero(near)[np.argmax(scores[near])])

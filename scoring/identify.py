@@ -117,7 +117,8 @@ class Identification:
     missing: dict[str, tuple[float, float]] = field(default_factory=dict)
     unplaced: list[Detection] = field(default_factory=list)
     hands: list[str] = field(default_factory=list)
-    #: label → predicted box side (pixels), for every expected joint
+    #: label → box side (pixels) a joint of this hand should have: the mean joint's, scaled
+    #: by the fitted hand size; steadier than the cascade's own box size
     expected_size: dict[str, float] = field(default_factory=dict)
 
 
@@ -184,6 +185,13 @@ def _fit_hand(
     assignment = {r: c for r, c in assignment.items() if d[r, c] < gate}
     cost = (k - len(assignment)) * gate + sum(float(d[r, c]) for r, c in assignment.items())
     return placed, assignment, cost
+
+
+def _scale_of(placed: np.ndarray, template: np.ndarray) -> float:
+    """How much larger the placed hand is than the mean hand."""
+    a = placed - placed.mean(axis=0)
+    b = template - template.mean(axis=0)
+    return float(np.sqrt(np.sum(a**2) / max(np.sum(b**2), 1e-9)))
 
 
 @dataclass
@@ -273,9 +281,10 @@ def identify(
     placed_any: set[int] = set()
     for fit in _hand_fits(centres, laterality, template.points_mm, gate_mm):
         result.hands.append(fit.side)
+        scale = _scale_of(fit.placed, template.points_mm)
         for k, name in enumerate(template.names):
             label = f"{fit.side}_{name}"
-            result.expected_size[label] = template.joint_size_mm[name] / spacing_mm
+            result.expected_size[label] = scale * template.joint_size_mm[name] / spacing_mm
             if k in fit.assignment:
                 index = int(fit.indices[fit.assignment[k]])
                 result.joints[label] = detections[index]

@@ -88,7 +88,7 @@ class Scorer:
 
         start = time.perf_counter()
         labels = sorted(found.joints, key=_report_order)
-        boxes = [_square(found.joints[label]) for label in labels]
+        boxes = [_square(found.joints[label], found.expected_size[label]) for label in labels]
         clips = (
             np.stack([crop_joint(grey, box, INPUT_SIZE) for box in boxes])
             if boxes
@@ -125,9 +125,11 @@ class Scorer:
         )
 
 
-def _square(detection: Detection) -> tuple[int, int, int, int]:
+def _square(detection: Detection, side: float | None = None) -> tuple[int, int, int, int]:
+    """A square box (x, y, w, h) around the detection's centre, ``side`` wide (default: the
+    detection's own larger side)."""
     x, y, w, h = detection.box
-    side = max(w, h)
+    side = side or max(w, h)
     cx, cy = x + w / 2, y + h / 2
     return (
         round(cx - side / 2),

@@ -25,8 +25,8 @@ CLIP_SIZE = 64  #: side of a clip with context; its middle 48 pixels are the box
 
 @dataclass(frozen=True)
 class TrainConfig:
-    max_epochs: int = 60
-    patience: int = 12  #: stop after this many epochs without a lower validation loss
+    max_epochs: int = 45
+    patience: int = 10  #: stop after this many epochs without a lower validation loss
     batch_size: int = 512
     learning_rate: float = 1e-3
     rotation_deg: float = 10.0
@@ -127,7 +127,7 @@ def train_net(
             loss.backward()
             optimiser.step()
             seen += len(idx)
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
         val_loss, val_accuracy = _evaluate(net, x_val, y_val)
         log = EpochLog(

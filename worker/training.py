@@ -47,10 +47,10 @@ class PhantomSet:
 class Recipe:
     """The committed recipe of the default model."""
 
-    train: PhantomSet = PhantomSet(seed=1001, count=240, distribution="uniform")
-    validation: PhantomSet = PhantomSet(seed=2002, count=50, distribution="uniform")
+    train: PhantomSet = PhantomSet(seed=1001, count=200, distribution="uniform")
+    validation: PhantomSet = PhantomSet(seed=2002, count=40, distribution="uniform")
     test: PhantomSet = PhantomSet(seed=3003, count=30, distribution="table2")
-    cascade_images: int = 120  #: of the training set, for the cascade
+    cascade_images: int = 80  #: of the training set, for the cascade
     cascade: CascadeRecipe = field(default_factory=CascadeRecipe)
     cnn: TrainConfig = field(default_factory=TrainConfig)
     jobs: int = 2
