@@ -21,6 +21,9 @@ from .phantom.model import joint_type
 
 #: assumed when the image carries no pixel spacing (typical of CR hand plates)
 FALLBACK_SPACING_MM = 0.15
+#: the most confident detections kept for identification: two hands have 20 scored joints,
+#: and a weak cascade or an unusual image must not make identification take minutes
+MAX_CANDIDATES = 60
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class Scorer:
 
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
-        self.detector = CascadeDetector(bundle.cascade_path)
+        settings = bundle.card.get("detector", {})
+        self.detector = CascadeDetector(bundle.cascade_path, **settings)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Scorer:
@@ -72,7 +76,8 @@ class Scorer:
         start = time.perf_counter()
         spacing = spacing_mm or FALLBACK_SPACING_MM
         small, factor = working_image(grey, spacing)
-        detections = self.detector.detect(small, factor)
+        detections = sorted(self.detector.detect(small, factor), key=lambda d: -d.confidence)
+        detections = detections[:MAX_CANDIDATES]
         timings["detect"] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()

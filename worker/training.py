@@ -53,6 +53,9 @@ class Recipe:
     cascade_images: int = 80  #: of the training set, for the cascade
     cascade: CascadeRecipe = field(default_factory=CascadeRecipe)
     cnn: TrainConfig = field(default_factory=TrainConfig)
+    #: detection settings stored with the model (cv2 detectMultiScale)
+    min_neighbors: int = 2
+    scale_factor: float = 1.1
     jobs: int = 2
 
     def small(self) -> Recipe:
@@ -180,6 +183,7 @@ def write_model(
             "validation": asdict(recipe.validation),
             "test": asdict(recipe.test),
         },
+        "detector": {"min_neighbors": recipe.min_neighbors, "scale_factor": recipe.scale_factor},
         "recipe": {
             "cascade": asdict(recipe.cascade),
             "cascade_images": recipe.cascade_images,

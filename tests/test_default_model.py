@@ -1,0 +1,54 @@
+"""The committed default model: loads, is honest about itself, and reproduces its card."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scoring.bundle import DEFAULT_MODEL_DIR, ModelBundle
+from scoring.phantom import PhantomConfig
+from scoring.pipeline import Scorer
+
+
+@pytest.fixture(scope="module")
+def bundle() -> ModelBundle:
+    return ModelBundle.load()
+
+
+def test_card_says_what_the_model_is(bundle: ModelBundle) -> None:
+    card = bundle.card
+    assert "NOT FOR DIAGNOSTIC USE" in card["intended_use"]
+    assert "phantom" in card["intended_use"]
+    assert card["training_data"]["kind"] == "synthetic hand-radiograph phantom"
+    assert card["version"].endswith(card["content_hash"][:12])
+    markdown = (DEFAULT_MODEL_DIR / "card.md").read_text()
+    assert "NOT FOR DIAGNOSTIC USE" in markdown and card["version"] in markdown
+    # the test seeds were never used for training or validation
+    seeds = {card["training_data"][k]["seed"] for k in ("train", "validation")}
+    assert card["training_data"]["test"]["seed"] not in seeds
+
+
+def test_model_reproduces_its_cards_figures(bundle: ModelBundle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from scoring.phantom import generate_image
+    from worker.evaluating import evaluate_folder
+    from worker.phantom_export import write_image
+
+    test = bundle.card["training_data"]["test"]
+    config = PhantomConfig(hands=test["hands"], distribution=test["distribution"])
+    records = [
+        write_image(test["seed"], generate_image(test["seed"], i, config), tmp_path)
+        for i in range(test["count"])
+    ]
+    (tmp_path / "truth.json").write_text(json.dumps({"images": records}))
+    figures = evaluate_folder(Scorer(bundle), tmp_path)
+    card = bundle.card["evaluation"]
+    assert figures["detection"]["sensitivity"] == pytest.approx(
+        card["detection"]["sensitivity"], abs=0.01
+    )
+    assert figures["detection"]["identity_accuracy"] == pytest.approx(
+        card["detection"]["identity_accuracy"], abs=0.01
+    )
+    for kind in ("jsn", "erosion"):
+        for key in ("pea", "pca", "sensitivity", "specificity", "pearson_total"):
+            assert figures[kind][key] == pytest.approx(card[kind][key], abs=0.02), (kind, key)
