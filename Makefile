@@ -51,6 +51,8 @@ gallery: venv
 
 bench: venv
 	$(BIN)/python benchmarks/phantom.py
+	$(BIN)/python benchmarks/decode.py
+	$(BIN)/python benchmarks/score.py
 
 constraints: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
