@@ -542,7 +542,7 @@ def test_file_names_never_come_from_uids(
 def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed; cannot make a test certificate")
+        pytest.fail("openssl is not installed (`make test` installs it); no test certificate")
     out = tmp_path_factory.mktemp("tls")
     cert, key = out / "cert.pem", out / "key.pem"
     subprocess.run(
