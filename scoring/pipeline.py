@@ -17,7 +17,7 @@ from .cnn import INPUT_SIZE, predict
 from .crops import crop_joint
 from .detection import CascadeDetector, working_image
 from .identify import Detection, identify
-from .phantom.model import joint_type
+from .phantom.model import JOINT_NAMES, joint_type
 
 #: assumed when the image carries no pixel spacing (typical of CR hand plates)
 FALLBACK_SPACING_MM = 0.15
@@ -145,7 +145,5 @@ def _square(detection: Detection, side: float | None = None) -> tuple[int, int, 
 
 
 def _report_order(label: str) -> tuple[int, int]:
-    from .phantom.model import JOINT_NAMES
-
     side, name = label.split("_", 1)
     return (0 if side == "R" else 1, JOINT_NAMES.index(name))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import cv2
 import numpy as np
@@ -20,6 +21,9 @@ from rich.progress import Progress
 
 from scoring.phantom import PhantomConfig, generate_image
 from scoring.phantom.gallery import annotated, contact_sheet
+
+if TYPE_CHECKING:
+    from scoring.pipeline import Scorer
 
 app = typer.Typer(
     name="rascore",
@@ -183,7 +187,7 @@ def crops(
     err.print(f"{len(clips)} clips of {size}x{size} from {len(images)} images in {out}")
 
 
-def _scorer(model: Path | None):  # type: ignore[no-untyped-def]
+def _scorer(model: Path | None) -> Scorer:
     from scoring.pipeline import Scorer
 
     try:
@@ -280,7 +284,7 @@ def train(
     recipe = Recipe().small() if small else Recipe()
     with Progress(console=err) as progress:
 
-        def bar(name: str, total: int):  # type: ignore[no-untyped-def]
+        def bar(name: str, total: int) -> Callable[[], None]:
             task = progress.add_task(name, total=total)
             return lambda: progress.advance(task)
 

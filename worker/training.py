@@ -31,7 +31,7 @@ from scoring.crops import crop_joint
 from scoring.detection import working_image
 from scoring.identify import HandTemplate
 from scoring.phantom import GENERATOR_VERSION, PhantomConfig, generate_image
-from scoring.training import CLIP_SIZE, CONTEXT, TrainConfig, TrainedNet, train_net
+from scoring.training import CLIP_SIZE, CONTEXT, EpochLog, TrainConfig, TrainedNet, train_net
 from worker.phantom_export import radiograph_spec, study_identity
 
 
@@ -202,6 +202,15 @@ def write_model(
     return card
 
 
+def _ticker(advance: Callable[[], None]) -> Callable[[EpochLog], None]:
+    """An epoch callback that moves a progress bar on."""
+
+    def on_epoch(_log: EpochLog) -> None:
+        advance()
+
+    return on_epoch
+
+
 def run_recipe(
     recipe: Recipe,
     out: Path,
@@ -243,7 +252,7 @@ def run_recipe(
             x_val,
             y_val,
             recipe.cnn,
-            on_epoch=lambda _log, advance=advance: advance(),  # type: ignore[misc]
+            on_epoch=_ticker(advance),
         )
         cnn_s[task] = round(time.perf_counter() - t0, 1)
         log(f"{task}: best epoch {nets[task].best_epoch}")
