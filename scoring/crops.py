@@ -21,9 +21,12 @@ def crop_joint(
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
     rows, cols = grey.shape
-    pad = max(0, -x0, -y0, x0 + side - cols, y0 + side - rows)
-    source = np.pad(grey, pad, mode="edge") if pad else grey
-    clip = source[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+    if 0 <= x0 <= cols - side and 0 <= y0 <= rows - side:
+        clip = grey[y0 : y0 + side, x0 : x0 + side]
+    else:  # edge replication by clamped indices: only the clip is built, not a padded image
+        r = np.clip(np.arange(y0, y0 + side), 0, rows - 1)
+        c = np.clip(np.arange(x0, x0 + side), 0, cols - 1)
+        clip = grey[np.ix_(r, c)]
     clip8 = np.clip(clip * 255.0 + 0.5, 0, 255).astype(np.uint8)
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return np.asarray(cv2.resize(clip8, (size, size), interpolation=interpolation))
