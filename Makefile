@@ -32,7 +32,9 @@ traincascade:
 
 demo: venv
 	$(BIN)/rascore phantom --out demo/phantoms --count 4 --seed 2026 --gallery demo/phantom-gallery.png
-	@echo "demo: DICOM files and truth.json in demo/phantoms, contact sheet in demo/phantom-gallery.png"
+	$(BIN)/rascore score demo/phantoms/phantom_00000.dcm --out demo/results
+	@echo "demo: phantoms and truth.json in demo/phantoms (contact sheet demo/phantom-gallery.png);"
+	@echo "      the first one scored by the default model: SR, overlay SC and GSPS in demo/results"
 
 lint: venv
 	$(BIN)/ruff check .
