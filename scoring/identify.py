@@ -28,6 +28,7 @@ from .phantom.model import JOINT_NAMES
 
 _ANGLES = np.deg2rad(np.arange(-45.0, 45.1, 7.5))
 _SCALES = np.array([0.84, 1.0, 1.16])
+_ROTATIONS = [np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) for a in _ANGLES]
 _PLAUSIBLE_SCALE = (0.7, 1.4)  #: hand size relative to the mean hand
 #: a hand needs at least this many of its ten joints in their places (a partly shown hand may
 #: lack some; chance arrangements of false detections rarely reach it)
@@ -154,21 +155,19 @@ def _fit_hand(
         return template.copy(), {}, k * gate
     anchor_idx = np.asarray(anchors if anchors is not None else range(k))
     tree = cKDTree(points)
-    best_score, placed = -math.inf, template
-    for angle in _ANGLES:
-        c, s = math.cos(angle), math.sin(angle)
-        rot = np.array([[c, -s], [s, c]])
-        for scale in _SCALES:
-            shaped = scale * template @ rot.T  # k×2
-            # every (point, anchor joint) pair proposes a translation
-            shifts = (points[:, None, :] - shaped[None, anchor_idx, :]).reshape(-1, 2)  # c×2
-            moved = (shaped[None, :, :] + shifts[:, None, :]).reshape(-1, 2)  # (c·k)×2
-            nearest = np.minimum(tree.query(moved, distance_upper_bound=gate)[0], gate)
-            nearest = nearest.reshape(len(shifts), k)
-            score = (nearest < gate).sum(axis=1) - nearest.sum(axis=1) / (2.0 * gate * k)
-            i = int(np.argmax(score))
-            if score[i] > best_score:
-                best_score, placed = float(score[i]), shaped + shifts[i]
+    # every pose of the grid, and for each every (point, anchor joint) pair proposing a
+    # translation, judged in one query of the tree
+    shaped = np.stack(
+        [scale * template @ rot.T for rot in _ROTATIONS for scale in _SCALES]
+    )  # poses×k×2
+    shifts = points[None, :, None, :] - shaped[:, None, anchor_idx, :]  # poses×n×anchors×2
+    shifts = shifts.reshape(len(shaped), -1, 2)  # poses×c×2
+    moved = shaped[:, None, :, :] + shifts[:, :, None, :]  # poses×c×k×2
+    nearest = np.minimum(tree.query(moved.reshape(-1, 2), distance_upper_bound=gate)[0], gate)
+    nearest = nearest.reshape(moved.shape[:3])
+    score = (nearest < gate).sum(axis=2) - nearest.sum(axis=2) / (2.0 * gate * k)
+    pose, i = np.unravel_index(int(np.argmax(score)), score.shape)
+    placed = shaped[pose] + shifts[pose, i]
     assignment: dict[int, int] = {}
     for _ in range(4):
         d = np.linalg.norm(placed[:, None, :] - points[None, :, :], axis=2)
