@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from scoring.bundle import DEFAULT_MODEL_DIR, ModelBundle
-from scoring.phantom import PhantomConfig
-from scoring.pipeline import Scorer
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +25,15 @@ def test_card_says_what_the_model_is(bundle: ModelBundle) -> None:
     assert card["training_data"]["test"]["seed"] not in seeds
 
 
-def test_model_reproduces_its_cards_figures(bundle: ModelBundle, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from scoring.phantom import generate_image
-    from worker.evaluating import evaluate_folder
-    from worker.phantom_export import write_image
+def test_model_reproduces_its_cards_figures(bundle: ModelBundle) -> None:
+    from worker.evaluating import evaluate_phantom_test_set
+    from worker.training import PhantomSet
 
-    test = bundle.card["training_data"]["test"]
-    config = PhantomConfig(hands=test["hands"], distribution=test["distribution"])
-    records = [
-        write_image(test["seed"], generate_image(test["seed"], i, config), tmp_path)
-        for i in range(test["count"])
-    ]
-    (tmp_path / "truth.json").write_text(json.dumps({"images": records}))
-    figures = evaluate_folder(Scorer(bundle), tmp_path)
+    figures = evaluate_phantom_test_set(
+        DEFAULT_MODEL_DIR,
+        PhantomSet(**bundle.card["training_data"]["test"]),
+        lambda _name, _total: lambda: None,
+    )
     card = bundle.card["evaluation"]
     assert figures["detection"]["sensitivity"] == pytest.approx(
         card["detection"]["sensitivity"], abs=0.01

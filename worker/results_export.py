@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from dicom_io.overlay import build_overlay_sc
@@ -16,8 +17,6 @@ def write_results(scorer: Scorer, scored: ScoredFile, out: Path) -> list[Path]:
 
     Names never come straight from a UID in the file (a hostile UID could hold anything).
     """
-    import hashlib
-
     result = scoring_result(scorer, scored)
     source = scored.dataset
     key = hashlib.sha256(str(source.SOPInstanceUID).encode()).hexdigest()[:16]
