@@ -26,7 +26,7 @@ class CascadeRecipe:
     stages: int = 12
     min_hit_rate: float = 0.997
     max_false_alarm: float = 0.5
-    negatives_per_stage_factor: float = 2.0  #: numNeg = factor × numPos
+    negatives_per_stage_factor: float = 1.0  #: numNeg = factor × numPos
     negative_tiles_per_image: int = 60
     feature_type: str = "HAAR"
     mode: str = "BASIC"

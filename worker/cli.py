@@ -293,3 +293,12 @@ def train(
     (out / "card.json").write_text(json.dumps(card, indent=1))
     (out / "card.md").write_text(markdown_card(card))
     err.print(f"model {card['version']} in {out}")
+
+
+# The node's own commands live in worker.cli_node (kept apart from the scoring commands).
+from worker.cli_node import db_app, outbox_app, serve, worker  # noqa: E402
+
+app.command()(serve)
+app.command()(worker)
+app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")

@@ -1,25 +1,104 @@
-"""Settings of the node, from the environment (prefix ``RASCORE_``) and an optional file."""
+"""Settings of the node, from the environment (prefix ``RASCORE_``) and an optional file.
+
+DESIGN.md (Contracts) fixes the first seven names; the rest are the node's own. Every setting
+has a default that runs the whole node on one machine with nothing installed by hand.
+"""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class Settings(BaseSettings):
-    """DESIGN.md, Contracts: the names are fixed; later issues add to them."""
+    """The node's settings; ``RASCORE_SETTINGS_FILE`` (or ``./.env``) may hold them too."""
 
-    model_config = SettingsConfigDict(env_prefix="RASCORE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RASCORE_", env_file=".env", extra="ignore", frozen=True
+    )
 
+    # -- DESIGN.md contracts --------------------------------------------------------------
     home: Path = Path("./var")
-    database_url: str = ""  #: empty: SQLite under ``home``
-    broker_url: str = ""  #: empty: the embedded broker
+    database_url: str = ""  #: empty: SQLite (WAL) at ``HOME/rascore.db``
+    broker_url: str = ""  #: empty: an embedded Redis under ``HOME/broker``, started by serve
     ae_title: str = "RASCORE"
     dicom_port: int = 11112
     destinations: str = ""  #: ``AET@host:port``, comma-separated
     api_port: int = 8080
 
+    # -- receiving ------------------------------------------------------------------------
+    dicom_host: str = "0.0.0.0"
+    max_associations: int = Field(default=10, ge=1)
+    #: calling AE titles allowed to associate, comma-separated; empty: any
+    allowed_aets: str = ""
+    #: hosts or networks (CIDR) allowed to associate, comma-separated; empty: any
+    allowed_hosts: str = ""
+    #: TLS: certificate and key of the node, and a CA bundle to verify peers (all optional)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    #: C-STOREs are refused (0xA700) while the spool's disk has less free space than this
+    min_free_mb: int = Field(default=512, ge=0)
+    #: words that mark a hand radiograph in Body Part Examined, Protocol Name, Series or Study
+    #: Description, or View Position (case-insensitive, comma-separated)
+    hand_keywords: str = "HAND,MANO,MAIN,HAND PA,HANDS"
+
+    # -- storage --------------------------------------------------------------------------
+    #: where received images and result objects live; every worker must see the same folder
+    #: (a shared file system when workers run on several machines). Empty: ``HOME/store``.
+    store_dir: Path | None = None
+
+    # -- processing -----------------------------------------------------------------------
+    #: scoring worker processes that ``rascore serve`` supervises (and ``rascore worker`` runs)
+    workers: int = Field(default=2, ge=0)
+    #: model directory; empty: the default model shipped in the package
+    model_dir: Path | None = None
+    #: attempts of a transient failure (database or storage unavailable) before giving up
+    max_task_retries: int = Field(default=5, ge=0)
+
+    # -- sending --------------------------------------------------------------------------
+    #: the first retry of a failed delivery waits this long; each next one twice as long
+    send_retry_initial_s: float = Field(default=10.0, gt=0)
+    send_retry_max_s: float = Field(default=3600.0, gt=0)
+    #: a delivery is given up (state ``failed``, resend by hand) after this many attempts
+    send_max_attempts: int = Field(default=20, ge=1)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'rascore.db').resolve()}"
+
+    @property
+    def effective_store_dir(self) -> Path:
+        return (self.store_dir or self.home / "store").resolve()
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the SCP writes before the node files an image (local to the receiving node)."""
+        return (self.home / "spool").resolve()
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.home / "broker").resolve()
+
+    @cached_property
+    def destination_list(self) -> list[str]:
+        return _split(self.destinations)
+
+    @cached_property
+    def allowed_aet_list(self) -> list[str] | None:
+        return _split(self.allowed_aets) or None
+
+    @cached_property
+    def allowed_host_list(self) -> list[str] | None:
+        return _split(self.allowed_hosts) or None
+
+    @cached_property
+    def hand_keyword_list(self) -> list[str]:
+        return [k.upper() for k in _split(self.hand_keywords)]

@@ -1,0 +1,1 @@
+"""The database: typed models, engine and session set-up, migrations, audit."""

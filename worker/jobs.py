@@ -1,0 +1,455 @@
+"""What the tasks do, as plain functions of the settings and a row id (Celery-free, testable).
+
+Each function is idempotent: it may run twice, concurrently or after a crash, and the database
+ends the same. Scoring writes its image score in the same transaction that moves the job from
+not-done to done, guarded by ``WHERE status != 'done'``, so the second of two racing runs
+finds nothing to update and throws its work away. Result objects get UIDs derived from the
+instance, its content hash, the model version and the kind, so a rebuild makes the same
+objects, and unique constraints keep one row of each. A delivery is claimed before it is sent.
+
+Failures are of two kinds: :class:`Transient` (database or store unreachable — the task
+retries with backoff) and everything else, which ends the job in ``failed`` with its reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import generate_uid
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from dicom_io.overlay import build_overlay_sc
+from dicom_io.presentation_state import build_gsps
+from dicom_io.reading import UnreadableImage
+from dicom_io.results import JointResult, ModelInfo, ScoringResult
+from dicom_io.scu import Destination, send_files
+from dicom_io.sr import build_sr
+from worker.db.engine import session_scope
+from worker.db.models import (
+    AuditEvent,
+    AuditEventType,
+    Delivery,
+    DeliveryStatus,
+    ImageScore,
+    Instance,
+    InstanceStatus,
+    Job,
+    JobAttempt,
+    JobStatus,
+    JointScore,
+    ResultObject,
+    utcnow,
+)
+from worker.settings import Settings
+from worker.store import Store
+
+log = logging.getLogger(__name__)
+
+RESULT_KINDS = ("sr", "sc", "gsps")
+#: a send claimed longer ago than this belongs to a dead worker and may be taken over
+SEND_CLAIM_S = 300.0
+
+
+class Transient(Exception):
+    """A failure that may pass: the task should be retried later."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@lru_cache(maxsize=2)
+def _scorer(model_dir: str):  # type: ignore[no-untyped-def]
+    """The model, loaded once per worker process."""
+    from scoring.pipeline import Scorer
+
+    return Scorer.load(Path(model_dir) if model_dir else None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  #: done | failed | skipped (nothing to do) | superseded (another run won)
+    detail: str = ""
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+
+def score_job(settings: Settings, job_id: int) -> Outcome:
+    url = settings.effective_database_url
+    store = Store(settings.effective_store_dir)
+    try:
+        with session_scope(url) as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return Outcome("skipped", "no such job")
+            if job.status in (JobStatus.DONE, JobStatus.FAILED):
+                return Outcome("skipped", f"job is {job.status.value}")
+            job.status = JobStatus.RUNNING
+            attempt = JobAttempt(job_id=job_id, task="score", worker=worker_name())
+            session.add(attempt)
+            session.flush()
+            attempt_id = attempt.id
+            path = store.path(job.instance.store_key)
+            model_version = job.model_version
+    except OperationalError as exc:
+        raise Transient(f"database: {exc.orig}") from exc
+
+    scorer = _scorer(str(settings.model_dir or ""))
+    if scorer.bundle.version != model_version:
+        return _fail(
+            url,
+            job_id,
+            attempt_id,
+            f"job is for model {model_version}, this worker has {scorer.bundle.version}",
+        )
+    try:
+        from worker.scoring_io import score_dataset
+
+        dataset = pydicom.dcmread(path)
+        scored = score_dataset(scorer, dataset)
+    except FileNotFoundError:
+        return _fail(url, job_id, attempt_id, "image file missing from the store")
+    except UnreadableImage as exc:
+        return _fail(url, job_id, attempt_id, str(exc))
+    except OSError as exc:
+        _end_attempt(url, attempt_id, "retry", str(exc))
+        raise Transient(f"store: {exc}") from exc
+    except Exception as exc:  # a bug or an image the scorer cannot handle: not worth retrying
+        log.exception("scoring failed", extra={"job_id": job_id})
+        return _fail(url, job_id, attempt_id, f"scoring error: {type(exc).__name__}: {exc}")
+
+    score = scored.score
+    try:
+        with session_scope(url) as session:
+            won = session.execute(  # type: ignore[attr-defined]
+                update(Job)
+                .where(Job.id == job_id, Job.status != JobStatus.DONE)
+                .values(status=JobStatus.DONE, finished_at=utcnow(), reason=score.status)
+            ).rowcount
+            if not won:
+                _end_attempt_in(session, attempt_id, "superseded")
+                return Outcome("superseded")
+            job = session.get_one(Job, job_id)
+            bundle = scorer.bundle
+            image = ImageScore(
+                job_id=job_id,
+                instance_id=job.instance_id,
+                model_name=bundle.name,
+                model_version=bundle.version,
+                model_device_uid=bundle.device_uid,
+                status=score.status,
+                total_jsn=score.total_jsn,
+                total_erosion=score.total_erosion,
+                hands={
+                    side: {
+                        "jsn": sum(j.jsn for j in score.joints if j.label[0] == side),
+                        "erosion": sum(j.erosion for j in score.joints if j.label[0] == side),
+                    }
+                    for side in score.hands
+                },
+                missing={"labels": list(score.missing)},
+                pixel_spacing_mm=score.spacing_mm,
+                pixel_spacing_assumed=score.spacing_assumed,
+                timings_ms=scored.timings_ms,
+            )
+            session.add(image)
+            session.flush()
+            for j in score.joints:
+                x, y, w, h = (int(v) for v in j.box)
+                session.add(
+                    JointScore(
+                        image_score_id=image.id,
+                        label=j.label,
+                        box_x=x,
+                        box_y=y,
+                        box_w=w,
+                        box_h=h,
+                        jsn=j.jsn,
+                        erosion=j.erosion,
+                        jsn_probs={"p": [float(p) for p in j.jsn_probs]},
+                        erosion_probs={"p": [float(p) for p in j.erosion_probs]},
+                        found_by=j.found_by,
+                    )
+                )
+            job.instance.status = InstanceStatus.SCORED
+            job.instance.reason = "" if score.joints else score.status
+            _end_attempt_in(session, attempt_id, "done")
+            session.add(
+                AuditEvent(
+                    event=AuditEventType.SCORED,
+                    actor=worker_name(),
+                    instance_id=job.instance_id,
+                    detail={
+                        "job_id": job_id,
+                        "model_version": bundle.version,
+                        "joints": len(score.joints),
+                        "total_jsn": score.total_jsn,
+                        "total_erosion": score.total_erosion,
+                        "status": score.status,
+                    },
+                )
+            )
+    except OperationalError as exc:
+        raise Transient(f"database: {exc.orig}") from exc
+    return Outcome("done", score.status)
+
+
+def _end_attempt_in(session, attempt_id: int, outcome: str, error: str = "") -> None:  # type: ignore[no-untyped-def]
+    session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.id == attempt_id)
+        .values(finished_at=utcnow(), outcome=outcome, error=error[:2000])
+    )
+
+
+def _end_attempt(url: str, attempt_id: int, outcome: str, error: str = "") -> None:
+    with session_scope(url) as session:
+        _end_attempt_in(session, attempt_id, outcome, error)
+
+
+def _fail(url: str, job_id: int, attempt_id: int | None, reason: str) -> Outcome:
+    """The terminal state of a job that cannot succeed, with its reason."""
+    with session_scope(url) as session:
+        job = session.get_one(Job, job_id)
+        if job.status == JobStatus.DONE:
+            return Outcome("superseded")
+        job.status = JobStatus.FAILED
+        job.reason = reason[:2000]
+        job.finished_at = utcnow()
+        job.instance.status = InstanceStatus.FAILED
+        job.instance.reason = reason[:2000]
+        if attempt_id is not None:
+            _end_attempt_in(session, attempt_id, "failed", reason)
+        session.add(
+            AuditEvent(
+                event=AuditEventType.FAILED,
+                actor=worker_name(),
+                instance_id=job.instance_id,
+                detail={"job_id": job_id, "reason": reason[:500]},
+            )
+        )
+    log.warning("job failed", extra={"job_id": job_id, "reason": reason})
+    return Outcome("failed", reason)
+
+
+def fail_job(settings: Settings, job_id: int, reason: str) -> Outcome:
+    """Give up on a job after its retries ran out."""
+    return _fail(settings.effective_database_url, job_id, None, reason)
+
+
+# -- building the result objects -----------------------------------------------------------------
+
+
+def _result_uid(instance: Instance, model_version: str, what: str) -> str:
+    return str(
+        generate_uid(entropy_srcs=[instance.sop_instance_uid, instance.sha256, model_version, what])
+    )
+
+
+def build_results(settings: Settings, job_id: int) -> list[int]:
+    """Make (or find) the SR, SC and GSPS of a scored job and their deliveries; returns the ids
+    of deliveries that are due now."""
+    url = settings.effective_database_url
+    store = Store(settings.effective_store_dir)
+    try:
+        with session_scope(url) as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status != JobStatus.DONE or job.score is None:
+                return []
+            score = job.score
+            instance = job.instance
+            have = {r.kind for r in job.results}
+            missing = [k for k in RESULT_KINDS if k not in have]
+            result = ScoringResult(
+                source_sop_instance_uid=instance.sop_instance_uid,
+                joints=tuple(
+                    JointResult(
+                        j.label,
+                        (j.box_x, j.box_y, j.box_w, j.box_h),
+                        j.jsn,
+                        j.erosion,
+                        tuple(j.jsn_probs["p"]),
+                        tuple(j.erosion_probs["p"]),
+                    )
+                    for j in score.joints
+                ),
+                model=ModelInfo(score.model_name, score.model_version, score.model_device_uid),
+            )
+            source_path = store.path(instance.store_key)
+            instance_uids = {
+                kind: (
+                    _result_uid(instance, job.model_version, f"{kind}-series"),
+                    _result_uid(instance, job.model_version, kind),
+                )
+                for kind in missing
+            }
+            no_joints = not score.joints
+    except OperationalError as exc:
+        raise Transient(f"database: {exc.orig}") from exc
+    if missing and not no_joints:
+        source = pydicom.dcmread(source_path)
+        builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
+        made: list[tuple[str, str, str]] = []
+        for kind in missing:
+            series_uid, sop_uid = instance_uids[kind]
+            dataset = builders[kind](
+                source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
+            )
+            key = Store.result_key(job_id, kind)
+            store.write_dataset(key, dataset)
+            made.append((kind, str(dataset.SOPClassUID), key))
+        with session_scope(url) as session:
+            for kind, sop_class, key in made:
+                exists = session.scalar(
+                    select(ResultObject).where(
+                        ResultObject.job_id == job_id, ResultObject.kind == kind
+                    )
+                )
+                if exists is None:
+                    session.add(
+                        ResultObject(
+                            job_id=job_id,
+                            kind=kind,
+                            sop_class_uid=sop_class,
+                            sop_instance_uid=instance_uids[kind][1],
+                            store_key=key,
+                        )
+                    )
+            session.add(
+                AuditEvent(
+                    event=AuditEventType.BUILT,
+                    actor=worker_name(),
+                    instance_id=job.instance_id,
+                    detail={"job_id": job_id, "kinds": [m[0] for m in made]},
+                )
+            )
+    return ensure_deliveries(settings, job_id)
+
+
+def ensure_deliveries(settings: Settings, job_id: int) -> list[int]:
+    """One delivery per result object and configured destination; returns those due now."""
+    url = settings.effective_database_url
+    destinations = settings.destination_list
+    for _ in range(3):
+        try:
+            with session_scope(url) as session:
+                results = session.scalars(
+                    select(ResultObject).where(ResultObject.job_id == job_id)
+                ).all()
+                due = []
+                for result in results:
+                    known = {d.destination: d for d in result.deliveries}
+                    for dest in destinations:
+                        delivery = known.get(dest)
+                        if delivery is None:
+                            delivery = Delivery(
+                                result_id=result.id,
+                                destination=dest,
+                                status=DeliveryStatus.PENDING,
+                                next_attempt_at=utcnow(),
+                            )
+                            session.add(delivery)
+                            session.flush()
+                        if delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0:
+                            due.append(delivery.id)
+                job = session.get_one(Job, job_id)
+                job.built_at = job.built_at or utcnow()
+                return due
+        except IntegrityError:
+            continue  # another run made the same rows: read them again
+        except OperationalError as exc:
+            raise Transient(f"database: {exc.orig}") from exc
+    return []
+
+
+# -- sending -------------------------------------------------------------------------------------
+
+
+def backoff_s(settings: Settings, attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: initial × 2^(attempts-1), capped."""
+    return float(
+        min(settings.send_retry_initial_s * 2 ** max(attempts - 1, 0), settings.send_retry_max_s)
+    )
+
+
+def send_delivery(settings: Settings, delivery_id: int, attempt: int) -> Outcome:
+    """Attempt number ``attempt`` (0-based) of a delivery; a message for an attempt that
+    already happened (a duplicate from the broker or the sweeper) does nothing."""
+    url = settings.effective_database_url
+    store = Store(settings.effective_store_dir)
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=SEND_CLAIM_S)
+    try:
+        with session_scope(url) as session:
+            claimed = session.execute(  # type: ignore[attr-defined]
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.attempts == attempt,
+                    (Delivery.claimed_at.is_(None)) | (Delivery.claimed_at < stale),
+                )
+                .values(claimed_at=now)
+            ).rowcount
+            if not claimed:
+                return Outcome("skipped", "not pending, already attempted, or held elsewhere")
+            delivery = session.get_one(Delivery, delivery_id)
+            path = store.path(delivery.result.store_key)
+            destination = delivery.destination
+            instance_id = delivery.result.job.instance_id
+            kind = delivery.result.kind
+    except OperationalError as exc:
+        raise Transient(f"database: {exc.orig}") from exc
+
+    try:
+        status = send_files(Destination.parse(destination), [path], calling_ae=settings.ae_title)[0]
+        ok, code, why = status.ok, status.status_hex, status.error or ""
+    except Exception as exc:  # association refused, host unreachable, a file gone
+        ok, code, why = False, "", f"{type(exc).__name__}: {exc}"
+
+    with session_scope(url) as session:
+        delivery = session.get_one(Delivery, delivery_id)
+        delivery.attempts += 1
+        delivery.claimed_at = None
+        delivery.last_status = code
+        if ok:
+            delivery.status = DeliveryStatus.SENT
+            delivery.sent_at = utcnow()
+            delivery.last_error = ""
+            event = AuditEventType.SENT
+        else:
+            delivery.last_error = why[:2000]
+            if delivery.attempts >= settings.send_max_attempts:
+                delivery.status = DeliveryStatus.FAILED
+            else:
+                wait = backoff_s(settings, delivery.attempts)
+                delivery.next_attempt_at = utcnow() + dt.timedelta(seconds=wait)
+            event = AuditEventType.SEND_FAILED
+        session.add(
+            AuditEvent(
+                event=event,
+                actor=worker_name(),
+                instance_id=instance_id,
+                detail={
+                    "delivery_id": delivery_id,
+                    "kind": kind,
+                    "destination": destination,
+                    "attempt": delivery.attempts,
+                    "status": code,
+                    "error": why[:500],
+                },
+            )
+        )
+        final = delivery.status
+    if ok:
+        return Outcome("done")
+    return Outcome("failed" if final == DeliveryStatus.FAILED else "retry", why)

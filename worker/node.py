@@ -1,0 +1,225 @@
+"""``rascore serve``: the whole node on one machine.
+
+Start-up order matters: the database is migrated first, then the broker runs, then the workers,
+then the unfinished work of a previous run is queued again, and only then does the SCP accept
+images — so nothing is acknowledged that the node cannot yet file. Shut-down runs the other way:
+the SCP stops accepting, workers finish the task in hand (Celery's warm shutdown), then the
+broker stops.
+
+The workers are separate ``celery worker`` processes the node supervises: one pool for the
+``score`` queue (``RASCORE_WORKERS`` processes) and one thread pool for ``send``; a worker that
+dies is started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicom_io.scp import StorageSCP
+from worker.broker import EmbeddedRedis
+from worker.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
+from worker.db import migrate
+from worker.model_ref import model_ref
+from worker.queueing import enqueue_score
+from worker.receiving import Receiver
+from worker.settings import Settings
+from worker.store import Store
+from worker.sweeper import sweep
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 2.0
+SEND_THREADS = 4
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SCP's TLS context from the settings, or None when no certificate is set."""
+    if settings.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.tls_ca is not None:
+        context.load_verify_locations(settings.tls_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def worker_command(queues: str, concurrency: int, pool: str, name: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--queues",
+        queues,
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        pool,
+        "--hostname",
+        f"{name}-{uuid.uuid4().hex[:6]}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
+@dataclass
+class _Child:
+    name: str
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+
+@dataclass
+class Node:
+    settings: Settings
+    broker: EmbeddedRedis | None = None
+    scp: StorageSCP | None = None
+    children: list[_Child] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _sweeper: threading.Thread | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.effective_database_url
+
+    def start(self) -> None:
+        settings = self.settings
+        home = settings.home.resolve()
+        for folder in (home, settings.spool_dir, settings.effective_store_dir, home / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(self.database_url)
+        broker_url = settings.broker_url
+        if not broker_url:
+            self.broker = EmbeddedRedis(settings.broker_dir).start()
+            broker_url = self.broker.url
+        configure(settings, broker_url)
+        env = {
+            **os.environ,
+            "RASCORE_HOME": str(home),
+            "RASCORE_BROKER_URL": broker_url,
+            "RASCORE_DATABASE_URL": self.database_url,
+            "RASCORE_STORE_DIR": str(settings.effective_store_dir),
+        }
+        if settings.workers > 0:
+            self.children = [
+                _Child(
+                    "score",
+                    worker_command(SCORE_QUEUE, settings.workers, "prefork", "score"),
+                    home / "logs" / "worker-score.log",
+                ),
+                _Child(
+                    "send",
+                    worker_command(SEND_QUEUE, SEND_THREADS, "threads", "send"),
+                    home / "logs" / "worker-send.log",
+                ),
+            ]
+            for child in self.children:
+                self._spawn(child, env)
+        self._env = env
+        swept = sweep(self.database_url, everything=True)
+        log.info("reconciled", extra={"jobs": swept.jobs, "builds": swept.builds})
+        model = model_ref(settings.model_dir)
+        self.scp = StorageSCP(
+            settings.ae_title,
+            settings.dicom_port,
+            Receiver(
+                self.database_url,
+                Store(settings.effective_store_dir),
+                model,
+                settings.hand_keyword_list,
+                lambda job_id: enqueue_score(self.database_url, job_id),
+            ),
+            spool_dir=settings.spool_dir,
+            host=settings.dicom_host,
+            max_associations=settings.max_associations,
+            allowed_calling_aets=settings.allowed_aet_list,
+            allowed_hosts=settings.allowed_host_list,
+            tls=tls_context(settings),
+            min_free_bytes=settings.min_free_mb * 1024 * 1024,
+        )
+        self.scp.start()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+        self._sweeper.start()
+        log.info(
+            "node started",
+            extra={
+                "ae_title": settings.ae_title,
+                "port": self.scp.port,
+                "model": model.version,
+                "workers": settings.workers,
+            },
+        )
+
+    def _spawn(self, child: _Child, env: dict[str, str]) -> None:
+        out = open(child.log_path, "ab")  # noqa: SIM115 - the child owns it from here
+        child.process = subprocess.Popen(
+            child.command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        out.close()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(SWEEP_INTERVAL_S):
+            try:
+                sweep(self.database_url)
+            except Exception as exc:  # database briefly away: try again next round
+                log.warning("sweep failed", extra={"error": str(exc)[:200]})
+            for child in self.children:
+                if child.process is not None and child.process.poll() is not None:
+                    child.restarts += 1
+                    log.warning(
+                        "worker exited; starting it again",
+                        extra={"worker": child.name, "code": child.process.returncode},
+                    )
+                    self._spawn(child, self._env)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        if self.scp is not None:
+            self.scp.stop()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=10)
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)  # warm shutdown: finish the task
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        if self.broker is not None:
+            self.broker.stop()
+        log.info("node stopped")
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

@@ -1,0 +1,219 @@
+"""The node's C-STORE handler: file the spooled image, record it, decide, queue its job.
+
+Success goes back to the sender only after the image is in the store and its rows are
+committed; if either fails the sender gets 0xA700 (out of resources) and may send again, and
+nothing half-done stays behind. A resent image (same SOP Instance UID and content hash) is
+recorded as another reception of the same instance and is not scored again by the same model
+version. The broker is told last: if it is down the job stays ``queued`` with no
+``enqueued_at``, and the node's sweeper queues it when the broker is back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
+from worker.db.engine import session_scope
+from worker.db.models import (
+    AuditEvent,
+    AuditEventType,
+    Instance,
+    InstanceStatus,
+    Job,
+    JobStatus,
+    Reception,
+    Study,
+)
+from worker.model_ref import ModelRef
+from worker.routing import route
+from worker.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Filed:
+    """What the receiver did with one C-STORE."""
+
+    instance_id: int
+    status: InstanceStatus
+    duplicate: bool
+    job_id: int | None  #: a new job to queue, if any
+
+
+def _text(ds: Dataset, keyword: str, limit: int) -> str:
+    return str(ds.get(keyword, "") or "")[:limit]
+
+
+def _study_date(ds: Dataset) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(str(ds.get("StudyDate", "") or ""), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+class Receiver:
+    """A :data:`dicom_io.scp.StoreHandler` for the node; thread-safe (a session per call)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        store: Store,
+        model: ModelRef,
+        hand_keywords: list[str],
+        enqueue: Callable[[int], bool],
+    ) -> None:
+        self.database_url = database_url
+        self.store = store
+        self.model = model
+        self.hand_keywords = hand_keywords
+        self.enqueue = enqueue
+
+    def __call__(self, received: ReceivedInstance) -> int:
+        try:
+            header = pydicom.dcmread(received.path, stop_before_pixels=True)
+        except Exception as exc:  # the SCP checked it parses; be safe anyway
+            raise CannotUnderstand("data set does not parse") from exc
+        key = Store.new_image_key(received.received_at)
+        try:
+            self.store.file_image(received.path, key)
+        except OSError as exc:
+            log.error("cannot file image in store", extra={"error": str(exc)})
+            raise OutOfResources("cannot write to the store") from exc
+        try:
+            filed = self._record(received, header, key)
+        except SQLAlchemyError as exc:
+            log.error("cannot record image", extra={"error": str(exc).splitlines()[0]})
+            self.store.remove(key)
+            raise OutOfResources("database unavailable") from exc
+        if filed.duplicate:
+            self.store.remove(key)  # the first copy is the one on record
+        if filed.job_id is not None:
+            self.enqueue(filed.job_id)
+        log.info(
+            "received",
+            extra={
+                "instance_id": filed.instance_id,
+                "status": filed.status.value,
+                "duplicate": filed.duplicate,
+                "calling_ae": received.calling_ae_title,
+            },
+        )
+        return 0x0000
+
+    def _record(self, received: ReceivedInstance, header: Dataset, key: str) -> Filed:
+        for attempt in range(3):  # concurrent associations may create the same study at once
+            try:
+                with session_scope(self.database_url) as session:
+                    return self._record_in(session, received, header, key)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_in(
+        self, session: Session, received: ReceivedInstance, header: Dataset, key: str
+    ) -> Filed:
+        study = self._study(session, header)
+        instance = session.scalar(
+            select(Instance).where(
+                Instance.sop_instance_uid == received.sop_instance_uid,
+                Instance.sha256 == received.sha256,
+            )
+        )
+        duplicate = instance is not None
+        decision = route(header, self.hand_keywords)
+        if instance is None:
+            instance = Instance(
+                study=study,
+                series_instance_uid=_text(header, "SeriesInstanceUID", 64),
+                sop_instance_uid=received.sop_instance_uid,
+                sop_class_uid=received.sop_class_uid,
+                sha256=received.sha256,
+                transfer_syntax=received.transfer_syntax,
+                size=received.size,
+                modality=_text(header, "Modality", 16),
+                body_part=_text(header, "BodyPartExamined", 64),
+                laterality=_text(header, "ImageLaterality", 4) or _text(header, "Laterality", 4),
+                store_key=key,
+                status=InstanceStatus.QUEUED if decision.score else InstanceStatus.SKIPPED,
+                reason="" if decision.score else decision.reason,
+                received_at=received.received_at,
+            )
+            session.add(instance)
+            session.flush()
+        session.add(
+            Reception(
+                instance_id=instance.id,
+                calling_ae_title=received.calling_ae_title[:16],
+                calling_host=received.calling_host[:64],
+                called_ae_title=received.called_ae_title[:16],
+                received_at=received.received_at,
+                duplicate=duplicate,
+            )
+        )
+        actor = received.calling_ae_title
+        detail = {"sop_instance_uid": received.sop_instance_uid, "host": received.calling_host}
+        event = AuditEventType.DUPLICATE if duplicate else AuditEventType.RECEIVED
+        session.add(AuditEvent(event=event, actor=actor, instance_id=instance.id, detail=detail))
+        if not decision.score:
+            if not duplicate:
+                session.add(
+                    AuditEvent(
+                        event=AuditEventType.SKIPPED,
+                        actor="router",
+                        instance_id=instance.id,
+                        detail={"reason": decision.reason},
+                    )
+                )
+            return Filed(instance.id, instance.status, duplicate, None)
+        existing = session.scalar(
+            select(Job).where(
+                Job.instance_id == instance.id, Job.model_version == self.model.version
+            )
+        )
+        if existing is not None:
+            return Filed(instance.id, instance.status, duplicate, None)
+        job = Job(
+            instance_id=instance.id,
+            model_name=self.model.name,
+            model_version=self.model.version,
+            status=JobStatus.QUEUED,
+        )
+        session.add(job)
+        instance.status = InstanceStatus.QUEUED
+        session.flush()
+        session.add(
+            AuditEvent(
+                event=AuditEventType.QUEUED,
+                actor="router",
+                instance_id=instance.id,
+                detail={"job_id": job.id, "model_version": self.model.version},
+            )
+        )
+        return Filed(instance.id, instance.status, duplicate, job.id)
+
+    @staticmethod
+    def _study(session: Session, header: Dataset) -> Study:
+        uid = _text(header, "StudyInstanceUID", 64)
+        study = session.scalar(select(Study).where(Study.study_instance_uid == uid))
+        if study is None:
+            study = Study(
+                study_instance_uid=uid,
+                patient_id=_text(header, "PatientID", 64),
+                patient_name=_text(header, "PatientName", 324),
+                accession_number=_text(header, "AccessionNumber", 16),
+                study_date=_study_date(header),
+            )
+            session.add(study)
+            session.flush()
+        return study

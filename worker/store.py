@@ -1,0 +1,78 @@
+"""The store: received images and result objects, under names the node chooses.
+
+Every worker reads and writes the same folder (``RASCORE_STORE_DIR``); on several machines it is
+a shared file system. Keys are relative paths made of a date and a uuid — never a UID from the
+data, which could hold anything. Every write is atomic and durable: temporary file, fsync,
+rename, fsync of the folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        """The file of ``key``; refuses keys that would leave the store."""
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"store key {key!r} leaves the store")
+        return path
+
+    @staticmethod
+    def new_image_key(now: dt.datetime | None = None) -> str:
+        now = now or dt.datetime.now(dt.UTC)
+        return f"images/{now:%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
+
+    @staticmethod
+    def result_key(job_id: int, kind: str) -> str:
+        return f"results/{job_id // 1000:06d}/{job_id}/{kind}.dcm"
+
+    def file_image(self, spooled: Path, key: str) -> Path:
+        """Move a spooled (already fsynced) file to ``key``, durably."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(spooled, target)
+        except OSError:  # another file system (a shared store): copy, fsync, then rename
+            tmp = target.with_suffix(".part")
+            with open(spooled, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.rename(tmp, target)
+            spooled.unlink()
+        _fsync_dir(target.parent)
+        return target
+
+    def write_dataset(self, key: str, dataset: Dataset) -> Path:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        with open(tmp, "wb") as f:
+            dataset.save_as(f, enforce_file_format=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def remove(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
