@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -52,6 +53,8 @@ def worker(
             str(concurrency or max(settings.workers, 1)),
             "--loglevel",
             "INFO",
+            "--hostname",
+            f"worker-{uuid.uuid4().hex[:6]}@%h",
             "--without-gossip",
             "--without-mingle",
         ]

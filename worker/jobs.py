@@ -62,8 +62,10 @@ class Transient(Exception):
     """A failure that may pass: the task should be retried later."""
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(celery_name: str | None = None) -> str:
+    """Who did it, for the attempts and the audit trail: the Celery worker name (or the host)
+    and the process id."""
+    return f"{celery_name or socket.gethostname()}:{os.getpid()}"
 
 
 @lru_cache(maxsize=2)
@@ -83,8 +85,9 @@ class Outcome:
 # -- scoring ------------------------------------------------------------------------------------
 
 
-def score_job(settings: Settings, job_id: int) -> Outcome:
+def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Outcome:
     url = settings.effective_database_url
+    worker = worker or worker_name()
     store = Store(settings.effective_store_dir)
     try:
         with session_scope(url) as session:
@@ -94,7 +97,13 @@ def score_job(settings: Settings, job_id: int) -> Outcome:
             if job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return Outcome("skipped", f"job is {job.status.value}")
             job.status = JobStatus.RUNNING
-            attempt = JobAttempt(job_id=job_id, task="score", worker=worker_name())
+            # an attempt still open belongs to a worker that died (its message came back)
+            session.execute(
+                update(JobAttempt)
+                .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
+                .values(finished_at=utcnow(), outcome="abandoned")
+            )
+            attempt = JobAttempt(job_id=job_id, task="score", worker=worker)
             session.add(attempt)
             session.flush()
             attempt_id = attempt.id
@@ -186,7 +195,7 @@ def score_job(settings: Settings, job_id: int) -> Outcome:
             session.add(
                 AuditEvent(
                     event=AuditEventType.SCORED,
-                    actor=worker_name(),
+                    actor=worker,
                     instance_id=job.instance_id,
                     detail={
                         "job_id": job_id,
@@ -296,17 +305,24 @@ def build_results(settings: Settings, job_id: int) -> list[int]:
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
     if missing and not no_joints:
-        source = pydicom.dcmread(source_path)
-        builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
         made: list[tuple[str, str, str]] = []
-        for kind in missing:
-            series_uid, sop_uid = instance_uids[kind]
-            dataset = builders[kind](
-                source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
-            )
-            key = Store.result_key(job_id, kind)
-            store.write_dataset(key, dataset)
-            made.append((kind, str(dataset.SOPClassUID), key))
+        try:
+            source = pydicom.dcmread(source_path)
+            builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
+            for kind in missing:
+                series_uid, sop_uid = instance_uids[kind]
+                dataset = builders[kind](
+                    source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
+                )
+                key = Store.result_key(job_id, kind)
+                store.write_dataset(key, dataset)
+                made.append((kind, str(dataset.SOPClassUID), key))
+        except OSError as exc:
+            raise Transient(f"store: {exc}") from exc
+        except Exception as exc:  # an image the builders cannot describe: say so, once
+            log.exception("building results failed", extra={"job_id": job_id})
+            _results_failed(url, job_id, f"results could not be built: {type(exc).__name__}: {exc}")
+            return []
         with session_scope(url) as session:
             for kind, sop_class, key in made:
                 exists = session.scalar(
@@ -333,6 +349,22 @@ def build_results(settings: Settings, job_id: int) -> list[int]:
                 )
             )
     return ensure_deliveries(settings, job_id)
+
+
+def _results_failed(url: str, job_id: int, reason: str) -> None:
+    """The scores stand; only the result objects are missing. Marked built so nobody loops."""
+    with session_scope(url) as session:
+        job = session.get_one(Job, job_id)
+        job.built_at = utcnow()
+        job.reason = reason[:2000]
+        session.add(
+            AuditEvent(
+                event=AuditEventType.FAILED,
+                actor=worker_name(),
+                instance_id=job.instance_id,
+                detail={"job_id": job_id, "reason": reason[:500]},
+            )
+        )
 
 
 def ensure_deliveries(settings: Settings, job_id: int) -> list[int]:

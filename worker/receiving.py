@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -83,6 +84,11 @@ class Receiver:
             header = pydicom.dcmread(received.path, stop_before_pixels=True)
         except Exception as exc:  # the SCP checked it parses; be safe anyway
             raise CannotUnderstand("data set does not parse") from exc
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+            # the results must reference these: a UID that is not one is refused now, while the
+            # sender can still be told, rather than failing later where nobody sees it
+            if not UID(str(header.get(keyword, "") or "")).is_valid:
+                raise CannotUnderstand(f"{keyword} is missing or not a valid UID")
         key = Store.new_image_key(received.received_at)
         try:
             self.store.file_image(received.path, key)

@@ -21,7 +21,11 @@ class Settings(BaseSettings):
     """The node's settings; ``RASCORE_SETTINGS_FILE`` (or ``./.env``) may hold them too."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RASCORE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="RASCORE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,  # RASCORE_STORE_DIR= means the default, not "."
     )
 
     # -- DESIGN.md contracts --------------------------------------------------------------

@@ -32,7 +32,7 @@ def _retry_or_fail(task: Task, job_id: int, exc: jobs.Transient) -> None:
 def score(self: Task, job_id: int) -> str:
     """Score one instance; on success, build its results."""
     try:
-        outcome = jobs.score_job(settings(), job_id)
+        outcome = jobs.score_job(settings(), job_id, jobs.worker_name(self.request.hostname))
     except jobs.Transient as exc:
         _retry_or_fail(self, job_id, exc)
         return "retry"

@@ -1,0 +1,5 @@
+"""``python -m worker`` is ``rascore``."""
+
+from worker.cli import app
+
+app()
