@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Debian packages the tests run for real: dciodvfy/dcentvfy (dicom3tools), dcmdump/storescu (dcmtk).
-SYSTEM_PACKAGES := dicom3tools dcmtk openssl
+# Debian packages the tests run for real: dciodvfy/dcentvfy (dicom3tools), dcmdump/storescu (dcmtk),
+# the broker, the production database and a PACS (redis-server, postgresql, orthanc).
+SYSTEM_PACKAGES := dicom3tools dcmtk openssl redis-server postgresql orthanc
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test venv system-packages traincascade lint typecheck pytest gallery bench constraints clean
