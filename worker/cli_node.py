@@ -117,7 +117,7 @@ def outbox_list(
                 "last_status": d.last_status,
                 "last_error": d.last_error,
             }
-            for d, r in session.execute(query.order_by(Delivery.id).limit(limit)).tuples()
+            for d, r in session.execute(query.order_by(Delivery.id).limit(limit))
         ]
     if as_json:
         print(json.dumps(rows, indent=1))

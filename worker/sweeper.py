@@ -66,7 +66,7 @@ def sweep(database_url: str, *, everything: bool = False, now: dt.datetime | Non
                     ),
                 )
             )
-        sends = list(session.execute(send_query.order_by(Delivery.id).limit(BATCH)).tuples())
+        sends = list(session.execute(send_query.order_by(Delivery.id).limit(BATCH)))
     done = Swept(
         jobs=sum(enqueue_score(database_url, i) for i in job_ids),
         builds=sum(enqueue_build(i) for i in build_ids),

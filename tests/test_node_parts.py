@@ -1,0 +1,282 @@
+"""The node's parts one at a time: migrations on SQLite and PostgreSQL, the append-only audit
+table, the receiver's filing and routing, the store, the outbox backoff and the sweeper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from pydicom.uid import SecondaryCaptureImageStorage
+from servers import PostgresServer, RedisServer
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
+from worker.db import migrate
+from worker.db.engine import make_engine, session_scope
+from worker.db.models import (
+    AuditEvent,
+    Base,
+    Instance,
+    InstanceStatus,
+    Job,
+    JobStatus,
+    Reception,
+    Study,
+    utcnow,
+)
+from worker.jobs import backoff_s
+from worker.model_ref import ModelRef
+from worker.receiving import Receiver
+from worker.routing import route
+from worker.settings import Settings
+from worker.store import Store
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rascore.db'}"
+    return postgres.create_database(f"t_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
+
+
+# -- migrations ----------------------------------------------------------------------------------
+
+
+def test_migrations_upgrade_match_the_models_and_downgrade(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    assert migrate.current(database_url) == migrate.head()
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    migrate.downgrade(database_url, "base")
+    assert migrate.current(database_url) is None
+    with engine.connect() as connection:
+        tables = set(
+            connection.dialect.get_table_names(connection)  # type: ignore[attr-defined]
+        )
+    assert tables <= {"alembic_version"}
+    migrate.upgrade(database_url)  # and up again on the emptied database
+    engine.dispose()
+
+
+def test_audit_events_are_append_only(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    with session_scope(database_url) as session:
+        session.add(AuditEvent(event="received", actor="TEST", detail={}))
+    for statement in ("UPDATE audit_events SET actor = 'someone else'", "DELETE FROM audit_events"):
+        with pytest.raises(DBAPIError, match="append-only"), session_scope(database_url) as s:
+            s.execute(text(statement))
+    with session_scope(database_url) as session:
+        assert session.scalar(select(AuditEvent.actor)) == "TEST"
+
+
+# -- receiving -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> tuple[Receiver, list[int]]:
+    url = f"sqlite:///{tmp_path / 'rascore.db'}"
+    migrate.upgrade(url)
+    queued: list[int] = []
+
+    def enqueue(job_id: int) -> bool:
+        queued.append(job_id)
+        return True
+
+    model = ModelRef(tmp_path, "rascore-svdh-phantom", "1.0.0+test")
+    return Receiver(url, Store(tmp_path / "store"), model, ["HAND"], enqueue), queued
+
+
+def _received(tmp_path: Path, ds: pydicom.Dataset, name: str = "in.dcm") -> ReceivedInstance:
+    """What the SCP hands over: a durable file in the spool."""
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    path = spool / name
+    ds.save_as(path, enforce_file_format=True)
+    body = path.read_bytes()
+    return ReceivedInstance(
+        path=path,
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
+        calling_ae_title="MODALITY",
+        calling_host="127.0.0.1",
+        calling_port=1234,
+        called_ae_title="RASCORE",
+        received_at=dt.datetime.now(dt.UTC),
+        size=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+    )
+
+
+def test_receiver_files_records_and_queues_once(
+    receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
+) -> None:
+    handler, queued = receiver
+    ds = pydicom.dcmread(phantom_file)
+    assert handler(_received(tmp_path, ds)) == 0x0000
+    assert handler(_received(tmp_path, ds)) == 0x0000  # sent again
+    assert len(queued) == 1
+    url = handler.database_url
+    with session_scope(url) as session:
+        [instance] = session.scalars(select(Instance)).all()
+        assert instance.status == InstanceStatus.QUEUED
+        assert session.scalar(select(func.count(Reception.id))) == 2
+        assert session.scalar(select(Reception.duplicate).order_by(Reception.id.desc())) is True
+        [job] = session.scalars(select(Job)).all()
+        assert (job.id, job.status, job.model_version) == (
+            queued[0],
+            JobStatus.QUEUED,
+            "1.0.0+test",
+        )
+        stored = list((tmp_path / "store").rglob("*.dcm"))
+        assert [p.relative_to(tmp_path / "store").as_posix() for p in stored] == [
+            instance.store_key
+        ]
+        assert pydicom.dcmread(stored[0]).SOPInstanceUID == ds.SOPInstanceUID
+        # patient data is kept for the audit queries, never in a file name
+        study = session.scalars(select(Study)).one()
+        assert study.patient_id == str(ds.PatientID)
+        assert str(ds.PatientID) not in instance.store_key
+    assert not list((tmp_path / "spool").iterdir())
+
+
+def test_receiver_skips_what_is_not_a_hand(
+    receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
+) -> None:
+    handler, queued = receiver
+    chest = pydicom.dcmread(phantom_file)
+    chest.BodyPartExamined = "CHEST"
+    chest.ProtocolName = chest.SeriesDescription = chest.StudyDescription = "Thorax PA"
+    chest.SOPInstanceUID = pydicom.uid.generate_uid()
+    sc = pydicom.dcmread(phantom_file)
+    sc.SOPClassUID = SecondaryCaptureImageStorage
+    sc.SOPInstanceUID = pydicom.uid.generate_uid()
+    for ds in (chest, sc):
+        assert handler(_received(tmp_path, ds)) == 0x0000
+    assert queued == []
+    with session_scope(handler.database_url) as session:
+        reasons = {i.sop_instance_uid: i.reason for i in session.scalars(select(Instance))}
+        assert {i.status for i in session.scalars(select(Instance))} == {InstanceStatus.SKIPPED}
+    assert "no hand" in reasons[str(chest.SOPInstanceUID)]
+    assert "not a CR or DX" in reasons[str(sc.SOPInstanceUID)]
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_receiver_refuses_uids_that_are_not_uids(
+    receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
+) -> None:
+    handler, queued = receiver
+    ds = pydicom.dcmread(phantom_file)
+    ds.StudyInstanceUID = "../../etc"
+    with pytest.raises(CannotUnderstand, match="StudyInstanceUID"):
+        handler(_received(tmp_path, ds))
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.dcm"))
+    assert queued == []
+
+
+def test_receiver_without_a_database_refuses_with_out_of_resources(
+    phantom_file: Path, tmp_path: Path
+) -> None:
+    from servers import free_port
+
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2"
+    model = ModelRef(tmp_path, "m", "v")
+    handler = Receiver(url, Store(tmp_path / "store"), model, ["HAND"], lambda _: True)
+    with pytest.raises(OutOfResources, match="database"):
+        handler(_received(tmp_path, pydicom.dcmread(phantom_file)))
+    assert not list((tmp_path / "store").rglob("*.dcm")), "a refused image stays in the store"
+
+
+@pytest.mark.parametrize(
+    ("fields", "score"),
+    [
+        ({"BodyPartExamined": "HAND"}, True),
+        ({"BodyPartExamined": "", "ProtocolName": "Hands PA both"}, True),
+        ({"SeriesDescription": "R HAND 2 VIEWS"}, True),
+        ({"BodyPartExamined": "CHEST", "StudyDescription": "Handgelenk?"}, False),
+        ({"BodyPartExamined": "SHANDY"}, False),  # a word, not a substring
+        ({}, False),
+    ],
+)
+def test_routing_by_header_words(fields: dict[str, str], score: bool) -> None:
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR
+    for keyword, value in fields.items():
+        setattr(ds, keyword, value)
+    assert route(ds, ["HAND", "HANDS"]).score is score
+
+
+# -- store, backoff, sweeper ---------------------------------------------------------------------
+
+
+def test_store_keys_never_leave_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert store.path(Store.new_image_key()).is_relative_to(tmp_path)
+    for key in ("../x.dcm", "/etc/passwd", "images/../../x"):
+        with pytest.raises(ValueError, match="leaves the store"):
+            store.path(key)
+
+
+def test_send_backoff_doubles_up_to_its_cap() -> None:
+    settings = Settings(send_retry_initial_s=10, send_retry_max_s=60)
+    assert [backoff_s(settings, n) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+def test_sweeper_queues_what_the_broker_lacks(tmp_path: Path) -> None:
+    """A job whose publication failed (broker down at the time) is put on the broker by the
+    next sweep; a recently queued job is left alone unless everything is swept."""
+    from worker.celery_app import configure
+    from worker.sweeper import sweep
+
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        configure(Settings(), broker_url=redis.url)
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        migrate.upgrade(url)
+        with session_scope(url) as session:
+            study = Study(study_instance_uid="1.2.3", study_date=None)
+            for n, enqueued in enumerate([None, utcnow()]):
+                instance = Instance(
+                    study=study,
+                    sop_instance_uid=f"1.2.3.{n}",
+                    sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
+                    sha256="0" * 64,
+                    transfer_syntax="1.2.840.10008.1.2.1",
+                    size=1,
+                    store_key=f"images/{n}.dcm",
+                    status=InstanceStatus.QUEUED,
+                )
+                session.add(
+                    Job(
+                        instance=instance,
+                        model_name="m",
+                        model_version="v",
+                        status=JobStatus.QUEUED,
+                        enqueued_at=enqueued,
+                    )
+                )
+        assert sweep(url).jobs == 1
+        assert redis.queue_length("score") == 1
+        assert sweep(url).jobs == 0  # now it has been published
+        assert sweep(url, everything=True).jobs == 2  # start-up reconciliation
+        assert redis.queue_length("score") == 3
+    finally:
+        redis.stop()
+        configure(Settings())
+        shutil.rmtree(tmp_path / "redis", ignore_errors=True)
