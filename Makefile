@@ -33,9 +33,9 @@ traincascade:
 
 demo: venv
 	$(BIN)/rascore phantom --out demo/phantoms --count 4 --seed 2026 --gallery demo/phantom-gallery.png
-	$(BIN)/rascore score demo/phantoms/phantom_00000.dcm --out demo/results
+	$(BIN)/rascore demo --phantoms demo/phantoms --out demo --count 2
 	@echo "demo: phantoms and truth.json in demo/phantoms (contact sheet demo/phantom-gallery.png);"
-	@echo "      the first one scored by the default model: SR, overlay SC and GSPS in demo/results"
+	@echo "      the node scored two of them; what it sent back (SR, SC + PNG, GSPS) is in demo/received"
 
 lint: venv
 	$(BIN)/ruff check .

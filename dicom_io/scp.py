@@ -84,6 +84,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dicom_io.scu import ae_title_problem, check_ae_title
 
 __all__ = [
+    "RESULT_SOP_CLASSES",
     "STORAGE_SOP_CLASSES",
     "TRANSFER_SYNTAXES",
     "CannotUnderstand",
@@ -105,6 +106,13 @@ STORAGE_SOP_CLASSES: tuple[UID, ...] = (
     SecondaryCaptureImageStorage,
 )
 """The radiograph storage SOP classes the SCP accepts (besides Verification)."""
+
+RESULT_SOP_CLASSES: tuple[UID, ...] = (
+    UID("1.2.840.10008.5.1.4.1.1.88.34"),  # Comprehensive 3D SR
+    UID("1.2.840.10008.5.1.4.1.1.11.1"),  # Grayscale Softcopy Presentation State
+    SecondaryCaptureImageStorage,
+)
+"""What rascore sends back: an SCP standing in for a PACS (demo, benchmark) accepts these."""
 
 TRANSFER_SYNTAXES: tuple[UID, ...] = (
     # The acceptor takes the first of these that the sender proposes in a context, so the
@@ -134,10 +142,12 @@ _STALE_PART_SECONDS = 3600
 _COPY_CHUNK = 1 << 20
 
 
-def supported_contexts() -> list[PresentationContext]:
-    """The presentation contexts the SCP supports: Verification and the radiograph classes."""
+def supported_contexts(
+    sop_classes: Iterable[str] = STORAGE_SOP_CLASSES,
+) -> list[PresentationContext]:
+    """The presentation contexts the SCP supports: Verification and ``sop_classes``."""
     contexts = [build_context(Verification, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])]
-    contexts += [build_context(sop, list(TRANSFER_SYNTAXES)) for sop in STORAGE_SOP_CLASSES]
+    contexts += [build_context(sop, list(TRANSFER_SYNTAXES)) for sop in sop_classes]
     return contexts
 
 
@@ -227,6 +237,7 @@ class StorageSCP:
         acse_timeout: float = 30.0,
         dimse_timeout: float = 30.0,
         max_pdu_size: int = 256 * 1024,
+        sop_classes: Iterable[str] = STORAGE_SOP_CLASSES,
     ) -> None:
         check_ae_title(ae_title, "ae_title")
         if not 0 <= port <= 65535:
@@ -252,6 +263,7 @@ class StorageSCP:
         self.acse_timeout = acse_timeout
         self.dimse_timeout = dimse_timeout
         self.max_pdu_size = max_pdu_size
+        self.sop_classes = tuple(sop_classes)
         self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         self._ae: AE | None = None
         self._server: _AssociationServer | None = None
@@ -282,7 +294,7 @@ class StorageSCP:
         self._networks = _resolve_hosts(self.allowed_hosts) if self.allowed_hosts else []
 
         ae = AE(ae_title=self.ae_title)
-        ae.supported_contexts = supported_contexts()
+        ae.supported_contexts = supported_contexts(self.sop_classes)
         ae.maximum_associations = self.max_associations
         ae.maximum_pdu_size = self.max_pdu_size
         ae.network_timeout = self.network_timeout

@@ -296,9 +296,10 @@ def train(
 
 
 # The node's own commands live in worker.cli_node (kept apart from the scoring commands).
-from worker.cli_node import db_app, outbox_app, serve, worker  # noqa: E402
+from worker.cli_node import db_app, demo, outbox_app, serve, worker  # noqa: E402
 
 app.command()(serve)
 app.command()(worker)
+app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -172,3 +173,18 @@ def outbox_resend(
                 )
             )
     err.print(f"{len(chosen)} deliveries queued again; the node sends them within seconds")
+
+
+def demo(
+    phantoms: Annotated[Path, typer.Option(help="Folder of phantom radiographs to send.")],
+    out: Annotated[Path, typer.Option(help="Where the node and the local PACS keep things.")],
+    count: Annotated[int, typer.Option(help="How many of the phantoms to send.")] = 2,
+) -> None:
+    """The round trip on embedded defaults: node up, images in, SR + SC + GSPS back, node down."""
+    from worker.demo import run_demo
+
+    files = sorted(phantoms.glob("*.dcm"))[:count]
+    if not files:
+        raise typer.BadParameter(f"no .dcm files in {phantoms}")
+    if run_demo(files, out) != len(files):
+        raise typer.Exit(1)

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -264,16 +265,18 @@ def _result_uid(instance: Instance, model_version: str, what: str) -> str:
     )
 
 
-def build_results(settings: Settings, job_id: int) -> list[int]:
-    """Make (or find) the SR, SC and GSPS of a scored job and their deliveries; returns the ids
-    of deliveries that are due now."""
+def build_results(
+    settings: Settings, job_id: int, on_due: Callable[[list[int]], object] = lambda _: None
+) -> None:
+    """Make (or find) the SR, SC and GSPS of a scored job and their deliveries; ``on_due`` gets
+    the ids of deliveries ready to go, as soon as each object is made."""
     url = settings.effective_database_url
     store = Store(settings.effective_store_dir)
     try:
         with session_scope(url) as session:
             job = session.get(Job, job_id)
             if job is None or job.status != JobStatus.DONE or job.score is None:
-                return []
+                return
             score = job.score
             instance = job.instance
             have = {r.kind for r in job.results}
@@ -305,50 +308,58 @@ def build_results(settings: Settings, job_id: int) -> list[int]:
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
     if missing and not no_joints:
-        made: list[tuple[str, str, str]] = []
         try:
             source = pydicom.dcmread(source_path)
-            builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
-            for kind in missing:
-                series_uid, sop_uid = instance_uids[kind]
+        except OSError as exc:
+            raise Transient(f"store: {exc}") from exc
+        builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
+        for kind in missing:  # the SR first, and on its way before the others are made
+            series_uid, sop_uid = instance_uids[kind]
+            try:
                 dataset = builders[kind](
                     source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
                 )
                 key = Store.result_key(job_id, kind)
                 store.write_dataset(key, dataset)
-                made.append((kind, str(dataset.SOPClassUID), key))
-        except OSError as exc:
-            raise Transient(f"store: {exc}") from exc
-        except Exception as exc:  # an image the builders cannot describe: say so, once
-            log.exception("building results failed", extra={"job_id": job_id})
-            _results_failed(url, job_id, f"results could not be built: {type(exc).__name__}: {exc}")
-            return []
-        with session_scope(url) as session:
-            for kind, sop_class, key in made:
-                exists = session.scalar(
-                    select(ResultObject).where(
-                        ResultObject.job_id == job_id, ResultObject.kind == kind
-                    )
-                )
-                if exists is None:
-                    session.add(
-                        ResultObject(
-                            job_id=job_id,
-                            kind=kind,
-                            sop_class_uid=sop_class,
-                            sop_instance_uid=instance_uids[kind][1],
-                            store_key=key,
-                        )
-                    )
-            session.add(
-                AuditEvent(
-                    event=AuditEventType.BUILT,
-                    actor=worker_name(),
-                    instance_id=job.instance_id,
-                    detail={"job_id": job_id, "kinds": [m[0] for m in made]},
-                )
+            except OSError as exc:
+                raise Transient(f"store: {exc}") from exc
+            except Exception as exc:  # an image the builders cannot describe: say so, once
+                log.exception("building results failed", extra={"job_id": job_id})
+                reason = f"results could not be built: {type(exc).__name__}: {exc}"
+                _results_failed(url, job_id, reason)
+                return
+            _record_result(url, job_id, kind, str(dataset.SOPClassUID), sop_uid, key)
+            on_due(ensure_deliveries(settings, job_id, complete=False))
+    on_due(ensure_deliveries(settings, job_id))
+
+
+def _record_result(
+    url: str, job_id: int, kind: str, sop_class: str, sop_uid: str, key: str
+) -> None:
+    with session_scope(url) as session:
+        exists = session.scalar(
+            select(ResultObject).where(ResultObject.job_id == job_id, ResultObject.kind == kind)
+        )
+        if exists is not None:
+            return  # another run made it first: same UIDs, same file name
+        job = session.get_one(Job, job_id)
+        session.add(
+            ResultObject(
+                job_id=job_id,
+                kind=kind,
+                sop_class_uid=sop_class,
+                sop_instance_uid=sop_uid,
+                store_key=key,
             )
-    return ensure_deliveries(settings, job_id)
+        )
+        session.add(
+            AuditEvent(
+                event=AuditEventType.BUILT,
+                actor=worker_name(),
+                instance_id=job.instance_id,
+                detail={"job_id": job_id, "kind": kind, "sop_instance_uid": sop_uid},
+            )
+        )
 
 
 def _results_failed(url: str, job_id: int, reason: str) -> None:
@@ -367,8 +378,9 @@ def _results_failed(url: str, job_id: int, reason: str) -> None:
         )
 
 
-def ensure_deliveries(settings: Settings, job_id: int) -> list[int]:
-    """One delivery per result object and configured destination; returns those due now."""
+def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) -> list[int]:
+    """One delivery per result object and configured destination; returns those due now and
+    not yet on the broker. ``complete``: every result object exists, the job is built."""
     url = settings.effective_database_url
     destinations = settings.destination_list
     for _ in range(3):
@@ -391,10 +403,15 @@ def ensure_deliveries(settings: Settings, job_id: int) -> list[int]:
                             )
                             session.add(delivery)
                             session.flush()
-                        if delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0:
+                        if (
+                            delivery.status == DeliveryStatus.PENDING
+                            and delivery.attempts == 0
+                            and delivery.enqueued_at is None
+                        ):
                             due.append(delivery.id)
-                job = session.get_one(Job, job_id)
-                job.built_at = job.built_at or utcnow()
+                if complete:
+                    job = session.get_one(Job, job_id)
+                    job.built_at = job.built_at or utcnow()
                 return due
         except IntegrityError:
             continue  # another run made the same rows: read them again

@@ -42,19 +42,22 @@ def score(self: Task, job_id: int) -> str:
 
 
 @app.task(name="rascore.build", bind=True, max_retries=None)
-def build(self: Task, job_id: int) -> int:
-    """Make the SR, SC and GSPS of a scored job, then queue their deliveries."""
+def build(self: Task, job_id: int) -> str:
+    """Make the SR, SC and GSPS of a scored job; each one's deliveries go as soon as it is made."""
+    url = settings().effective_database_url
+
+    def send_now(delivery_ids: list[int]) -> None:
+        for delivery_id in delivery_ids:
+            enqueue_send(url, delivery_id, 0)
+
     try:
-        due = jobs.build_results(settings(), job_id)
+        jobs.build_results(settings(), job_id, send_now)
     except jobs.Transient as exc:
         if self.request.retries >= settings().max_task_retries:
             log.error("build gave up", extra={"job_id": job_id, "error": str(exc)})
-            return 0  # the sweeper finds the job unbuilt and queues it again later
+            return "gave up"  # the sweeper finds the job unbuilt and queues it again later
         raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 120)) from exc
-    url = settings().effective_database_url
-    for delivery_id in due:
-        enqueue_send(url, delivery_id, 0)
-    return len(due)
+    return "built"
 
 
 @app.task(name="rascore.send", bind=True, max_retries=None)

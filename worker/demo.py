@@ -1,0 +1,162 @@
+"""``rascore demo``: the round trip a department will see, on one machine, in about a minute.
+
+Starts the node on its embedded defaults (SQLite, embedded Redis, two workers) under
+``OUT/var``, stands up a local storage SCP as the PACS, sends phantom radiographs with a real
+SCU (C-STORE over TCP), waits for the SR, the overlay SC and the GSPS of each to come back,
+prints the scores read from the SRs and where the overlay PNGs are, and stops everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pydicom
+from pydicom.uid import SecondaryCaptureImageStorage
+
+from dicom_io.results import NOT_FOR_DIAGNOSTIC_USE, ScoringResult
+from dicom_io.scp import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP
+from dicom_io.scu import send_files
+from dicom_io.sr import read_sr
+
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
+GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
+KINDS = {SR_CLASS: "sr", SecondaryCaptureImageStorage: "sc", GSPS_CLASS: "gsps"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Returned:
+    """What came back for one source image."""
+
+    files: dict[str, Path]
+
+
+class LocalPacs:
+    """The demo's PACS: a storage SCP filing what the node sends back, by source study."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.returned: dict[str, Returned] = {}
+        self.lock = threading.Lock()
+        self.scp = StorageSCP(
+            "DEMOPACS",
+            0,
+            self._on_store,
+            spool_dir=folder / "spool",
+            host="127.0.0.1",
+            sop_classes=RESULT_SOP_CLASSES,
+        )
+
+    def _on_store(self, received: ReceivedInstance) -> int:
+        ds = pydicom.dcmread(received.path, stop_before_pixels=True)
+        kind = KINDS.get(received.sop_class_uid, "other")
+        study = str(ds.StudyInstanceUID)
+        key = hashlib.sha256(study.encode()).hexdigest()[:8]  # never a UID as a file name
+        target = self.folder / f"study-{key}_{kind}.dcm"
+        shutil.move(received.path, target)
+        with self.lock:
+            self.returned.setdefault(study, Returned({})).files[kind] = target
+        return 0
+
+
+def _overlay_png(sc_path: Path) -> Path:
+    ds = pydicom.dcmread(sc_path)
+    png = sc_path.with_suffix(".png")
+    cv2.imwrite(str(png), cv2.cvtColor(ds.pixel_array, cv2.COLOR_RGB2BGR))
+    return png
+
+
+def _print_scores(source: Path, result: ScoringResult, png: Path) -> None:
+    print(f"\n{source.name}: {len(result.joints)} joints, model {result.model.version}")
+    print(f"  {'joint':8} {'JSN':>3} {'erosion':>7}")
+    for joint in result.joints:
+        print(f"  {joint.label:8} {joint.jsn:>3} {joint.erosion:>7}")
+    for side, (jsn, erosion) in sorted(result.hand_totals().items()):
+        print(f"  {side} hand totals: JSN {jsn}, erosion {erosion}")
+    print(f"  image totals: JSN {result.total_jsn}, erosion {result.total_erosion}")
+    print(f"  overlay: {png}")
+
+
+def run_demo(phantoms: list[Path], out: Path, workers: int = 2, timeout: float = 300) -> int:
+    """The round trip; returns the number of images whose three results came back."""
+    out.mkdir(parents=True, exist_ok=True)
+    received = out / "received"
+    shutil.rmtree(received, ignore_errors=True)
+    received.mkdir()
+    pacs = LocalPacs(received)
+    pacs.scp.start()
+    port = _free_port()
+    home = out / "var"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RASCORE_")},
+        "RASCORE_HOME": str(home),
+        "RASCORE_DICOM_PORT": str(port),
+        "RASCORE_DICOM_HOST": "127.0.0.1",
+        "RASCORE_WORKERS": str(workers),
+        "RASCORE_DESTINATIONS": f"DEMOPACS@127.0.0.1:{pacs.scp.port}",
+        "RASCORE_MIN_FREE_MB": "64",
+    }
+    print(f"starting the node (AE RASCORE, port {port}, home {home}) ...", file=sys.stderr)
+    with open(home / "serve.log", "wb") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "worker", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "node started" not in (home / "serve.log").read_text(errors="replace"):
+            if node.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not start; see {home / 'serve.log'}")
+            time.sleep(0.2)
+        print(f"sending {len(phantoms)} phantom radiographs by C-STORE ...", file=sys.stderr)
+        statuses = send_files(f"RASCORE@127.0.0.1:{port}", phantoms, calling_ae="DEMOSCU")
+        for status in statuses:
+            if not status.ok:
+                raise RuntimeError(f"C-STORE of {status.path.name} failed: {status.error}")
+        studies = {
+            str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID): p for p in phantoms
+        }
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            with pacs.lock:
+                complete = [
+                    s
+                    for s in studies
+                    if s in pacs.returned and len(pacs.returned[s].files) == len(KINDS)
+                ]
+            if len(complete) == len(studies):
+                break
+            time.sleep(0.5)
+        print(
+            f"results back for {len(complete)} of {len(studies)} images "
+            f"in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.wait(120)
+        pacs.scp.stop()
+    for study in complete:
+        files = pacs.returned[study].files
+        result = read_sr(pydicom.dcmread(files["sr"]))
+        _print_scores(studies[study], result, _overlay_png(files["sc"]))
+    print(f"\n{NOT_FOR_DIAGNOSTIC_USE}")
+    print(f"received objects: {received}; node's database and store: {home}")
+    return len(complete)
