@@ -352,6 +352,8 @@ def _send(port: int, ds: pydicom.Dataset, aet: str = "GOODSCU") -> int | None:
     if not assoc.is_established:
         return None
     try:
+        if not assoc.accepted_contexts:
+            return None
         response = assoc.send_c_store(ds)
         return int(response.Status) if "Status" in response else None
     finally:
@@ -391,6 +393,10 @@ def test_bad_input_gets_the_right_status_and_the_node_goes_on(
         empty = pydicom.dcmread(phantoms[3])
         del empty.PixelData
         assert _send(node.port, empty) == 0x0000
+        # a SOP class that is not a radiograph at all (MR): no presentation context for it
+        mr = pydicom.dcmread(phantoms[5])
+        mr.SOPClassUID = mr.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        assert _send(node.port, mr) is None
         # a secondary capture: accepted and recorded as skipped, never scored
         storescu(node.port, phantoms[4])  # (a real image, to compare with below)
         sc = pydicom.dcmread(phantoms[5])
@@ -421,6 +427,7 @@ def test_bad_input_gets_the_right_status_and_the_node_goes_on(
             assert by_uid[str(sc.SOPInstanceUID)].status == InstanceStatus.SKIPPED
             assert by_uid[str(good.SOPInstanceUID)].status == InstanceStatus.SCORED
             assert "../" not in "".join(i.store_key for i in by_uid.values())
+            assert str(mr.SOPInstanceUID) not in by_uid
         assert node.process is not None and node.process.poll() is None
     finally:
         node.stop()
