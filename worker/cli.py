@@ -296,10 +296,22 @@ def train(
 
 
 # The node's own commands live in worker.cli_node (kept apart from the scoring commands).
-from worker.cli_node import db_app, demo, outbox_app, serve, worker  # noqa: E402
+from worker.cli_node import (  # noqa: E402
+    audit,
+    db_app,
+    demo,
+    outbox_app,
+    scores,
+    serve,
+    token_app,
+    worker,
+)
 
 app.command()(serve)
 app.command()(worker)
 app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(token_app, name="token")
+app.command()(scores)
+app.command()(audit)

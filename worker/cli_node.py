@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,12 +24,20 @@ outbox_app = typer.Typer(
 
 
 def serve() -> None:
-    """Run the whole node on this machine: SCP, workers, broker (embedded unless set)."""
+    """Run the whole node on this machine: SCP, workers, broker (embedded unless set), API."""
+    settings = Settings()
+    # Before anything imports prometheus_client: the node, its workers and the API add up
+    # their metrics from per-process files in this folder (emptied: counts start at zero).
+    metrics_dir = (settings.home / "metrics").resolve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
     from worker import logs
     from worker.node import Node
 
     logs.setup()
-    Node(Settings()).serve_forever()
+    Node(settings).serve_forever()
 
 
 def worker(
@@ -188,3 +198,121 @@ def demo(
         raise typer.BadParameter(f"no .dcm files in {phantoms}")
     if run_demo(files, out) != len(files):
         raise typer.Exit(1)
+
+
+token_app = typer.Typer(help="Bearer tokens of the HTTP API.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="read or operator.")] = "read",
+) -> None:
+    """Make a token; it is printed once (stdout) and only its SHA-256 is kept."""
+    from worker.api.auth import create_token
+    from worker.db import migrate
+    from worker.db.engine import session_scope
+    from worker.db.models import TokenRole
+
+    url = Settings().effective_database_url
+    migrate.upgrade(url)
+    try:
+        chosen = TokenRole(role)
+    except ValueError:
+        raise typer.BadParameter("role must be read or operator") from None
+    with session_scope(url) as session:
+        token = create_token(session, name, chosen)
+    print(token)
+    err.print(f"token {name!r} ({chosen.value}) made; keep it: it cannot be shown again")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Names, roles and dates of the tokens (never the tokens)."""
+    from worker.db.engine import session_scope
+    from worker.db.models import ApiToken
+
+    table = Table("name", "role", "created", "revoked")
+    with session_scope(Settings().effective_database_url) as session:
+        for t in session.scalars(select(ApiToken).order_by(ApiToken.name)):
+            table.add_row(
+                t.name, t.role.value, t.created_at.isoformat()[:19],
+                t.revoked_at.isoformat()[:19] if t.revoked_at else "",
+            )  # fmt: skip
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke a token by name."""
+    from worker.api.auth import revoke
+    from worker.db.engine import session_scope
+
+    with session_scope(Settings().effective_database_url) as session:
+        if not revoke(session, name):
+            raise typer.BadParameter(f"no live token named {name!r}")
+    err.print(f"token {name!r} revoked")
+
+
+def scores(
+    patient_id: Annotated[str, typer.Option(help="The patient whose scores to show.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+    limit: int = 200,
+) -> None:
+    """Every stored score of one patient's images (the same query as the API's)."""
+    import getpass
+
+    from worker.api import queries
+    from worker.db.engine import session_scope
+
+    with session_scope(Settings().effective_database_url) as session:
+        queries.record_query(
+            session, f"cli:{getpass.getuser()}", "patient scores", {"patient_id": patient_id}
+        )
+        rows = queries.scores_for_patient(session, patient_id, limit)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("scored", "instance", "side", "JSN", "erosion", "joints", "model")
+    for r in rows:
+        table.add_row(
+            r["scored_at"][:19], str(r["instance_id"]), r["laterality"],
+            str(r["totals"]["jsn"]), str(r["totals"]["erosion"]), str(len(r["joints"])),
+            r["model"]["version"],
+        )  # fmt: skip
+    Console().print(table)
+
+
+def audit(
+    event: Annotated[str | None, typer.Option(help="e.g. received, scored, sent, queried.")] = None,
+    actor: Annotated[str | None, typer.Option(help="AE title, worker or token name.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+    limit: int = 100,
+) -> None:
+    """The audit trail, newest first (the same query as the API's)."""
+    import datetime as dt
+
+    from worker.api import queries
+    from worker.db.engine import session_scope
+
+    def when(text: str | None) -> dt.datetime | None:
+        if text is None:
+            return None
+        value = dt.datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    where = queries.AuditFilter(event, actor, when(since), when(until))
+    with session_scope(Settings().effective_database_url) as session:
+        page = queries.list_audit(session, where, limit)
+    if as_json:
+        print(json.dumps(page, indent=1))
+        return
+    table = Table("id", "at", "event", "actor", "instance", "detail")
+    for e in page["items"]:
+        table.add_row(
+            str(e["id"]), e["at"][:19], e["event"], e["actor"], str(e["instance_id"] or ""),
+            json.dumps(e["detail"])[:80],
+        )  # fmt: skip
+    Console().print(table)

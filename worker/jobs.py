@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,7 @@ from dicom_io.reading import UnreadableImage
 from dicom_io.results import JointResult, ModelInfo, ScoringResult
 from dicom_io.scu import Destination, send_files
 from dicom_io.sr import build_sr
+from worker import metrics
 from worker.db.engine import session_scope
 from worker.db.models import (
     AuditEvent,
@@ -110,6 +112,9 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
             attempt_id = attempt.id
             path = store.path(job.instance.store_key)
             model_version = job.model_version
+            received_at = job.instance.received_at
+            if received_at.tzinfo is None:  # SQLite gives naive datetimes back
+                received_at = received_at.replace(tzinfo=dt.UTC)
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
 
@@ -210,6 +215,11 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
             )
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
+    metrics.SCORED.inc()
+    for stage in ("read", "detect", "identify", "score"):
+        if stage in scored.timings_ms:
+            metrics.STAGE_SECONDS.labels(stage).observe(scored.timings_ms[stage] / 1e3)
+    metrics.RECEIVED_TO_SCORED.observe((utcnow() - received_at).total_seconds())
     return Outcome("done", score.status)
 
 
@@ -248,6 +258,7 @@ def _fail(url: str, job_id: int, attempt_id: int | None, reason: str) -> Outcome
             )
         )
     log.warning("job failed", extra={"job_id": job_id, "reason": reason})
+    metrics.FAILED.inc()
     return Outcome("failed", reason)
 
 
@@ -315,6 +326,7 @@ def build_results(
         builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
         for kind in missing:  # the SR first, and on its way before the others are made
             series_uid, sop_uid = instance_uids[kind]
+            started = time.perf_counter()
             try:
                 dataset = builders[kind](
                     source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
@@ -328,6 +340,7 @@ def build_results(
                 reason = f"results could not be built: {type(exc).__name__}: {exc}"
                 _results_failed(url, job_id, reason)
                 return
+            metrics.STAGE_SECONDS.labels("build").observe(time.perf_counter() - started)
             _record_result(url, job_id, kind, str(dataset.SOPClassUID), sop_uid, key)
             on_due(ensure_deliveries(settings, job_id, complete=False))
     on_due(ensure_deliveries(settings, job_id))
@@ -459,11 +472,17 @@ def send_delivery(settings: Settings, delivery_id: int, attempt: int) -> Outcome
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
 
+    started = time.perf_counter()
     try:
         status = send_files(Destination.parse(destination), [path], calling_ae=settings.ae_title)[0]
         ok, code, why = status.ok, status.status_hex, status.error or ""
     except Exception as exc:  # association refused, host unreachable, a file gone
         ok, code, why = False, "", f"{type(exc).__name__}: {exc}"
+    metrics.STAGE_SECONDS.labels("send").observe(time.perf_counter() - started)
+    if ok:
+        metrics.SENT.labels(kind).inc()
+    else:
+        metrics.SEND_FAILURES.inc()
 
     with session_scope(url) as session:
         delivery = session.get_one(Delivery, delivery_id)

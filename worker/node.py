@@ -24,6 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dicom_io.scp import StorageSCP
 from worker.broker import EmbeddedRedis
@@ -95,6 +96,7 @@ class Node:
     children: list[_Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+    _api: Any = None  #: the uvicorn server of the HTTP API
 
     @property
     def database_url(self) -> str:
@@ -158,6 +160,8 @@ class Node:
         self.scp.start()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
         self._sweeper.start()
+        if settings.api_port:
+            self._start_api()
         log.info(
             "node started",
             extra={
@@ -165,8 +169,31 @@ class Node:
                 "port": self.scp.port,
                 "model": model.version,
                 "workers": settings.workers,
+                "api_port": settings.api_port,
             },
         )
+
+    def _start_api(self) -> None:
+        """The HTTP API and dashboard, in a thread of this process (uvicorn)."""
+        import uvicorn
+
+        from worker.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(self.settings),
+            host=self.settings.api_host,
+            port=self.settings.api_port,
+            log_level="warning",
+            access_log=False,
+        )
+        self._api = uvicorn.Server(config)
+        thread = threading.Thread(target=self._api.run, name="api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not self._api.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self._api.started:
+            raise RuntimeError(f"the HTTP API could not start on port {self.settings.api_port}")
 
     def _spawn(self, child: _Child, env: dict[str, str]) -> None:
         out = open(child.log_path, "ab")  # noqa: SIM115 - the child owns it from here
@@ -192,6 +219,8 @@ class Node:
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
+        if self._api is not None:
+            self._api.should_exit = True
         if self.scp is not None:
             self.scp.stop()
         if self._sweeper is not None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
+from worker import metrics
 from worker.db.engine import session_scope
 from worker.db.models import (
     AuditEvent,
@@ -101,8 +102,11 @@ class Receiver:
             log.error("cannot record image", extra={"error": str(exc).splitlines()[0]})
             self.store.remove(key)
             raise OutOfResources("database unavailable") from exc
+        metrics.RECEIVED.labels("duplicate" if filed.duplicate else "new").inc()
         if filed.duplicate:
             self.store.remove(key)  # the first copy is the one on record
+        elif filed.status == InstanceStatus.SKIPPED:
+            metrics.SKIPPED.inc()
         if filed.job_id is not None:
             self.enqueue(filed.job_id)
         log.info(

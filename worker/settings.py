@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     ae_title: str = "RASCORE"
     dicom_port: int = 11112
     destinations: str = ""  #: ``AET@host:port``, comma-separated
-    api_port: int = 8080
+    api_port: int = 8080  #: 0: no HTTP API
+    api_host: str = "0.0.0.0"
 
     # -- receiving ------------------------------------------------------------------------
     dicom_host: str = "0.0.0.0"

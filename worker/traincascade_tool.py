@@ -19,7 +19,7 @@ def find_traincascade(say: Callable[[str], None] = print) -> Path:
     on_path = shutil.which("opencv_traincascade")
     if on_path:
         return Path(on_path)
-    say("building OpenCV 3.4 opencv_traincascade once (a few minutes; cached afterwards)")
+    say("opencv_traincascade: from the cache, or built once (about ten minutes)")
     done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"building opencv_traincascade failed:\n{done.stderr[-2000:]}")

@@ -125,7 +125,7 @@ class Reception(Base):
     calling_ae_title: Mapped[str] = mapped_column(String(16), index=True)
     calling_host: Mapped[str] = mapped_column(String(64))
     called_ae_title: Mapped[str] = mapped_column(String(16))
-    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     duplicate: Mapped[bool] = mapped_column(default=False)
 
     instance: Mapped[Instance] = relationship(back_populates="receptions")
@@ -175,6 +175,7 @@ class ImageScore(Base):
     """The totals of one scored image; its joints are :class:`JointScore` rows."""
 
     __tablename__ = "image_scores"
+    __table_args__ = (Index("ix_image_scores_instance_scored", "instance_id", "scored_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)
@@ -288,3 +289,21 @@ class AuditEventType(enum.StrEnum):
     REQUEUED = "requeued"
     RESEND = "resend"
     QUERIED = "queried"
+
+
+class TokenRole(enum.StrEnum):
+    READ = "read"  #: queries, exports, the dashboard
+    OPERATOR = "operator"  #: and resend, rescore
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API; only its SHA-256 is kept (tokens are 256 random bits)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[TokenRole] = mapped_column(_enum(TokenRole))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()

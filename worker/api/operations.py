@@ -1,0 +1,79 @@
+"""What an operator may do to an instance: send its results again, score it again."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from worker.db.models import (
+    AuditEvent,
+    AuditEventType,
+    Delivery,
+    DeliveryStatus,
+    Instance,
+    InstanceStatus,
+    Job,
+    JobStatus,
+    ResultObject,
+    utcnow,
+)
+from worker.model_ref import ModelRef
+
+
+def resend(session: Session, instance_id: int, actor: str) -> list[int]:
+    """Every delivery of the instance's results becomes due now; returns their ids."""
+    result_ids = select(ResultObject.id).join(Job).where(Job.instance_id == instance_id)
+    ids = list(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.result_id.in_(result_ids))
+            .values(
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=utcnow(),
+                claimed_at=None,
+                enqueued_at=None,
+            )
+            .returning(Delivery.id)
+        ).scalars()
+    )
+    session.add(
+        AuditEvent(
+            event=AuditEventType.RESEND,
+            actor=actor,
+            instance_id=instance_id,
+            detail={"deliveries": ids},
+        )
+    )
+    return ids
+
+
+def rescore(session: Session, instance_id: int, model: ModelRef, actor: str) -> int | None:
+    """A job for the current model (a failed one is tried again); returns the job id to queue,
+    or None when the current model already scored the instance."""
+    instance = session.get_one(Instance, instance_id)
+    job = session.scalar(
+        select(Job).where(Job.instance_id == instance_id, Job.model_version == model.version)
+    )
+    if job is not None and job.status in (JobStatus.DONE, JobStatus.QUEUED, JobStatus.RUNNING):
+        return None
+    if job is None:
+        job = Job(
+            instance_id=instance_id,
+            model_name=model.name,
+            model_version=model.version,
+            status=JobStatus.QUEUED,
+        )
+        session.add(job)
+    else:
+        job.status, job.reason, job.finished_at, job.enqueued_at = JobStatus.QUEUED, "", None, None
+    instance.status, instance.reason = InstanceStatus.QUEUED, ""
+    session.flush()
+    session.add(
+        AuditEvent(
+            event=AuditEventType.REQUEUED,
+            actor=actor,
+            instance_id=instance_id,
+            detail={"job_id": job.id, "model_version": model.version},
+        )
+    )
+    return job.id

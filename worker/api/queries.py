@@ -1,0 +1,372 @@
+"""The audit queries, shared by the HTTP API, the dashboard and ``rascore scores|audit``.
+
+Plain functions of a session returning JSON-ready dicts. Every query that returns patient data
+is written to the audit trail by its caller with :func:`record_query`, naming who asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from worker.db.models import (
+    AuditEvent,
+    AuditEventType,
+    Delivery,
+    ImageScore,
+    Instance,
+    InstanceStatus,
+    Job,
+    Reception,
+    ResultObject,
+    Study,
+)
+
+MAX_PAGE = 500
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    patient_id: str | None = None
+    accession_number: str | None = None
+    study_date_from: dt.date | None = None
+    study_date_to: dt.date | None = None
+    status: InstanceStatus | None = None
+    model_version: str | None = None
+    calling_ae: str | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.patient_id is not None:
+            query = query.where(Study.patient_id == self.patient_id)
+        if self.accession_number is not None:
+            query = query.where(Study.accession_number == self.accession_number)
+        if self.study_date_from is not None:
+            query = query.where(Study.study_date >= self.study_date_from)
+        if self.study_date_to is not None:
+            query = query.where(Study.study_date <= self.study_date_to)
+        if self.status is not None:
+            query = query.where(Instance.status == self.status)
+        if self.model_version is not None:
+            query = query.where(
+                exists().where(
+                    ImageScore.instance_id == Instance.id,
+                    ImageScore.model_version == self.model_version,
+                )
+            )
+        if self.calling_ae is not None:
+            query = query.where(
+                exists().where(
+                    Reception.instance_id == Instance.id,
+                    Reception.calling_ae_title == self.calling_ae,
+                )
+            )
+        return query
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: str(v) for k, v in asdict(self).items() if v is not None}
+
+
+def _latest_scores(session: Session, ids: list[int]) -> dict[int, ImageScore]:
+    latest: dict[int, ImageScore] = {}
+    for score in session.scalars(
+        select(ImageScore).where(ImageScore.instance_id.in_(ids)).order_by(ImageScore.scored_at)
+    ):
+        latest[score.instance_id] = score
+    return latest
+
+
+def _instance_row(instance: Instance, score: ImageScore | None) -> dict[str, Any]:
+    study = instance.study
+    return {
+        "id": instance.id,
+        "sop_instance_uid": instance.sop_instance_uid,
+        "study_instance_uid": study.study_instance_uid,
+        "patient_id": study.patient_id,
+        "accession_number": study.accession_number,
+        "study_date": _iso(study.study_date),
+        "modality": instance.modality,
+        "body_part": instance.body_part,
+        "laterality": instance.laterality,
+        "status": instance.status.value,
+        "reason": instance.reason,
+        "received_at": _iso(instance.received_at),
+        "total_jsn": score.total_jsn if score else None,
+        "total_erosion": score.total_erosion if score else None,
+        "model_version": score.model_version if score else None,
+    }
+
+
+def list_instances(
+    session: Session, where: InstanceFilter, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    """A page of instances, newest first, with their latest totals."""
+    limit = max(1, min(limit, MAX_PAGE))
+    base = where.apply(select(Instance).join(Study))
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    instances = session.scalars(
+        base.options(selectinload(Instance.study))
+        .order_by(Instance.received_at.desc(), Instance.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    latest = _latest_scores(session, [i.id for i in instances])
+    return {
+        "items": [_instance_row(i, latest.get(i.id)) for i in instances],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def list_studies(
+    session: Session, where: InstanceFilter, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    limit = max(1, min(limit, MAX_PAGE))
+    ids = where.apply(select(Study.id).join(Instance)).distinct()
+    query = select(Study).where(Study.id.in_(ids))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    studies = session.scalars(
+        query.order_by(Study.study_date.desc(), Study.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return {
+        "items": [
+            {
+                "id": s.id,
+                "study_instance_uid": s.study_instance_uid,
+                "patient_id": s.patient_id,
+                "accession_number": s.accession_number,
+                "study_date": _iso(s.study_date),
+                "instances": len(s.instances),
+            }
+            for s in studies
+        ],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def score_dict(score: ImageScore) -> dict[str, Any]:
+    return {
+        "id": score.id,
+        "job_id": score.job_id,
+        "model": {
+            "name": score.model_name,
+            "version": score.model_version,
+            "device_uid": score.model_device_uid,
+        },
+        "status": score.status,
+        "scored_at": _iso(score.scored_at),
+        "totals": {"jsn": score.total_jsn, "erosion": score.total_erosion},
+        "hands": score.hands,
+        "missing": score.missing.get("labels", []),
+        "pixel_spacing_mm": score.pixel_spacing_mm,
+        "pixel_spacing_assumed": score.pixel_spacing_assumed,
+        "timings_ms": score.timings_ms,
+        "joints": [
+            {
+                "label": j.label,
+                "box": [j.box_x, j.box_y, j.box_w, j.box_h],
+                "jsn": j.jsn,
+                "erosion": j.erosion,
+                "jsn_probs": j.jsn_probs["p"],
+                "erosion_probs": j.erosion_probs["p"],
+                "found_by": j.found_by,
+            }
+            for j in score.joints
+        ],
+    }
+
+
+def instance_detail(session: Session, instance_id: int) -> dict[str, Any] | None:
+    """Everything about one instance: who sent it, its jobs, every score, results, deliveries."""
+    instance = session.get(Instance, instance_id)
+    if instance is None:
+        return None
+    scores = session.scalars(
+        select(ImageScore)
+        .where(ImageScore.instance_id == instance_id)
+        .options(selectinload(ImageScore.joints))
+        .order_by(ImageScore.scored_at)
+    ).all()
+    out = _instance_row(instance, scores[-1] if scores else None)
+    out["sha256"] = instance.sha256
+    out["transfer_syntax"] = instance.transfer_syntax
+    out["receptions"] = [
+        {
+            "calling_ae_title": r.calling_ae_title,
+            "calling_host": r.calling_host,
+            "received_at": _iso(r.received_at),
+            "duplicate": r.duplicate,
+        }
+        for r in instance.receptions
+    ]
+    out["jobs"] = [
+        {
+            "id": job.id,
+            "model_version": job.model_version,
+            "status": job.status.value,
+            "reason": job.reason,
+            "created_at": _iso(job.created_at),
+            "finished_at": _iso(job.finished_at),
+            "attempts": [
+                {
+                    "worker": a.worker,
+                    "started_at": _iso(a.started_at),
+                    "finished_at": _iso(a.finished_at),
+                    "outcome": a.outcome,
+                    "error": a.error,
+                }
+                for a in job.attempts
+            ],
+            "results": [
+                {
+                    "kind": r.kind,
+                    "sop_class_uid": r.sop_class_uid,
+                    "sop_instance_uid": r.sop_instance_uid,
+                    "deliveries": [
+                        {
+                            "id": d.id,
+                            "destination": d.destination,
+                            "status": d.status.value,
+                            "attempts": d.attempts,
+                            "last_status": d.last_status,
+                            "last_error": d.last_error,
+                            "sent_at": _iso(d.sent_at),
+                        }
+                        for d in r.deliveries
+                    ],
+                }
+                for r in job.results
+            ],
+        }
+        for job in instance.jobs
+    ]
+    out["scores"] = [score_dict(s) for s in scores]
+    return out
+
+
+def scores_for_patient(session: Session, patient_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Every score of one patient's images, newest first: the joint history an auditor reads."""
+    rows = session.execute(
+        select(ImageScore, Instance, Study)
+        .join(Instance, ImageScore.instance_id == Instance.id)
+        .join(Study, Instance.study_id == Study.id)
+        .where(Study.patient_id == patient_id)
+        .options(selectinload(ImageScore.joints))
+        .order_by(ImageScore.scored_at.desc())
+        .limit(max(1, min(limit, MAX_PAGE)))
+    ).all()
+    return [
+        {
+            "instance_id": instance.id,
+            "sop_instance_uid": instance.sop_instance_uid,
+            "study_date": _iso(study.study_date),
+            "accession_number": study.accession_number,
+            "laterality": instance.laterality,
+            **score_dict(score),
+        }
+        for score, instance, study in rows
+    ]
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    event: str | None = None
+    actor: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    instance_id: int | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.event is not None:
+            query = query.where(AuditEvent.event == self.event)
+        if self.actor is not None:
+            query = query.where(AuditEvent.actor == self.actor)
+        if self.since is not None:
+            query = query.where(AuditEvent.at >= self.since)
+        if self.until is not None:
+            query = query.where(AuditEvent.at <= self.until)
+        if self.instance_id is not None:
+            query = query.where(AuditEvent.instance_id == self.instance_id)
+        return query
+
+
+def audit_dict(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": _iso(event.at),
+        "event": event.event,
+        "actor": event.actor,
+        "instance_id": event.instance_id,
+        "detail": event.detail,
+    }
+
+
+def list_audit(
+    session: Session, where: AuditFilter, limit: int = 100, offset: int = 0
+) -> dict[str, Any]:
+    limit = max(1, min(limit, MAX_PAGE))
+    base = where.apply(select(AuditEvent))
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    events = session.scalars(base.order_by(AuditEvent.id.desc()).limit(limit).offset(offset)).all()
+    return {
+        "items": [audit_dict(e) for e in events],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def failures(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+    """Failed instances and failed deliveries, newest first, each with its reason."""
+    failed = session.scalars(
+        select(Instance)
+        .where(Instance.status == InstanceStatus.FAILED)
+        .options(selectinload(Instance.study))
+        .order_by(Instance.received_at.desc())
+        .limit(limit)
+    ).all()
+    out = [{"kind": "scoring", **_instance_row(i, None)} for i in failed]
+    stuck = session.execute(
+        select(Delivery, ResultObject, Job)
+        .join(ResultObject, Delivery.result_id == ResultObject.id)
+        .join(Job, ResultObject.job_id == Job.id)
+        .where(Delivery.status != "sent", Delivery.attempts > 0)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    ).all()
+    for delivery, result, job in stuck:
+        out.append(
+            {
+                "kind": "delivery",
+                "id": job.instance_id,
+                "delivery_id": delivery.id,
+                "result": result.kind,
+                "destination": delivery.destination,
+                "status": delivery.status.value,
+                "attempts": delivery.attempts,
+                "reason": delivery.last_error,
+            }
+        )
+    return out
+
+
+def record_query(session: Session, actor: str, what: str, params: dict[str, Any]) -> None:
+    """Who looked at patient data, and what they asked for (append-only audit)."""
+    session.add(
+        AuditEvent(
+            event=AuditEventType.QUERIED,
+            actor=actor,
+            instance_id=params.get("instance_id"),
+            detail={"query": what, **{k: v for k, v in params.items() if v is not None}},
+        )
+    )
