@@ -169,7 +169,6 @@ def outbox_resend(
                 query.values(
                     status=DeliveryStatus.PENDING,
                     next_attempt_at=utcnow(),
-                    claimed_at=None,
                     enqueued_at=None,
                 ).returning(Delivery.id)
             )

@@ -13,6 +13,7 @@ retries with backoff) and everything else, which ends the job in ``failed`` with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -51,14 +52,13 @@ from worker.db.models import (
     ResultObject,
     utcnow,
 )
+from worker.queueing import SEND_CLAIM_S
 from worker.settings import Settings
 from worker.store import Store
 
 log = logging.getLogger(__name__)
 
 RESULT_KINDS = ("sr", "sc", "gsps")
-#: a send claimed longer ago than this belongs to a dead worker and may be taken over
-SEND_CLAIM_S = 300.0
 
 
 class Transient(Exception):
@@ -92,15 +92,25 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
     url = settings.effective_database_url
     worker = worker or worker_name()
     store = Store(settings.effective_store_dir)
+    scorer = _scorer(str(settings.model_dir or ""))
     try:
         with session_scope(url) as session:
             job = session.get(Job, job_id)
             if job is None:
                 return Outcome("skipped", "no such job")
-            if job.status in (JobStatus.DONE, JobStatus.FAILED):
+            if job.model_version != scorer.bundle.version:
+                # another worker (or a later one, after a model upgrade) has that model; the
+                # sweeper publishes the job again, and it waits for a worker that can do it
+                return Outcome("skipped", f"needs model {job.model_version}")
+            claimed = session.execute(  # type: ignore[attr-defined]
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                .values(status=JobStatus.RUNNING)
+            ).rowcount
+            if not claimed:
                 return Outcome("skipped", f"job is {job.status.value}")
-            job.status = JobStatus.RUNNING
-            # an attempt still open belongs to a worker that died (its message came back)
+            # an attempt still open was started by a worker that died (its message came back)
+            # or is running twice; either way a later attempt has begun
             session.execute(
                 update(JobAttempt)
                 .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
@@ -111,21 +121,12 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
             session.flush()
             attempt_id = attempt.id
             path = store.path(job.instance.store_key)
-            model_version = job.model_version
             received_at = job.instance.received_at
             if received_at.tzinfo is None:  # SQLite gives naive datetimes back
                 received_at = received_at.replace(tzinfo=dt.UTC)
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
 
-    scorer = _scorer(str(settings.model_dir or ""))
-    if scorer.bundle.version != model_version:
-        return _fail(
-            url,
-            job_id,
-            attempt_id,
-            f"job is for model {model_version}, this worker has {scorer.bundle.version}",
-        )
     try:
         from worker.scoring_io import score_dataset
 
@@ -213,6 +214,8 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
                     },
                 )
             )
+    except IntegrityError:  # a concurrent run wrote the same job's score first
+        return Outcome("superseded")
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
     metrics.SCORED.inc()
@@ -237,14 +240,16 @@ def _end_attempt(url: str, attempt_id: int, outcome: str, error: str = "") -> No
 
 
 def _fail(url: str, job_id: int, attempt_id: int | None, reason: str) -> Outcome:
-    """The terminal state of a job that cannot succeed, with its reason."""
+    """The terminal state of a job that cannot succeed, with its reason (never over done)."""
     with session_scope(url) as session:
-        job = session.get_one(Job, job_id)
-        if job.status == JobStatus.DONE:
+        failed = session.execute(  # type: ignore[attr-defined]
+            update(Job)
+            .where(Job.id == job_id, Job.status != JobStatus.DONE)
+            .values(status=JobStatus.FAILED, reason=reason[:2000], finished_at=utcnow())
+        ).rowcount
+        if not failed:
             return Outcome("superseded")
-        job.status = JobStatus.FAILED
-        job.reason = reason[:2000]
-        job.finished_at = utcnow()
+        job = session.get_one(Job, job_id)
         job.instance.status = InstanceStatus.FAILED
         job.instance.reason = reason[:2000]
         if attempt_id is not None:
@@ -347,6 +352,14 @@ def build_results(
 
 
 def _record_result(
+    url: str, job_id: int, kind: str, sop_class: str, sop_uid: str, key: str
+) -> None:
+    # a concurrent build may record the same object (same UIDs, same file) first
+    with contextlib.suppress(IntegrityError):
+        _record_result_once(url, job_id, kind, sop_class, sop_uid, key)
+
+
+def _record_result_once(
     url: str, job_id: int, kind: str, sop_class: str, sop_uid: str, key: str
 ) -> None:
     with session_scope(url) as session:
@@ -484,7 +497,25 @@ def send_delivery(settings: Settings, delivery_id: int, attempt: int) -> Outcome
     else:
         metrics.SEND_FAILURES.inc()
 
-    with session_scope(url) as session:
+    try:
+        return _record_send(settings, delivery_id, kind, destination, instance_id, ok, code, why)
+    except OperationalError as exc:
+        # the claim stays; it goes stale and the sweeper sends again (a resent object is the
+        # same object: the PACS keeps one)
+        raise Transient(f"database: {exc.orig}") from exc
+
+
+def _record_send(
+    settings: Settings,
+    delivery_id: int,
+    kind: str,
+    destination: str,
+    instance_id: int,
+    ok: bool,
+    code: str,
+    why: str,
+) -> Outcome:
+    with session_scope(settings.effective_database_url) as session:
         delivery = session.get_one(Delivery, delivery_id)
         delivery.attempts += 1
         delivery.claimed_at = None

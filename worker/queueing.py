@@ -17,6 +17,9 @@ from worker.db.models import Delivery, Job, utcnow
 
 log = logging.getLogger(__name__)
 
+#: a send claimed longer ago than this belongs to a dead worker and may be taken over
+SEND_CLAIM_S = 300.0
+
 _RETRY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
 
 
@@ -37,8 +40,15 @@ def enqueue_score(database_url: str, job_id: int) -> bool:
     return True
 
 
-def enqueue_build(job_id: int) -> bool:
-    return publish("rascore.build", [job_id], SCORE_QUEUE)
+def enqueue_build(job_id: int, database_url: str | None = None) -> bool:
+    """Queue the building of a done job's results; with ``database_url``, note when (the
+    sweeper does not queue it again while that is recent)."""
+    if not publish("rascore.build", [job_id], SCORE_QUEUE):
+        return False
+    if database_url:
+        with session_scope(database_url) as session:
+            session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+    return True
 
 
 def enqueue_send(database_url: str, delivery_id: int, attempt: int) -> bool:

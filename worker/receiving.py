@@ -50,6 +50,7 @@ class Filed:
     status: InstanceStatus
     duplicate: bool
     job_id: int | None  #: a new job to queue, if any
+    store_key: str  #: where the instance's file is on record
 
 
 def _text(ds: Dataset, keyword: str, limit: int) -> str:
@@ -104,11 +105,19 @@ class Receiver:
             raise OutOfResources("database unavailable") from exc
         metrics.RECEIVED.labels("duplicate" if filed.duplicate else "new").inc()
         if filed.duplicate:
-            self.store.remove(key)  # the first copy is the one on record
+            if self.store.path(filed.store_key).exists():
+                self.store.remove(key)  # the first copy is the one on record
+            else:  # e.g. its first C-STORE was answered 0xA700 after a commit that did land
+                self.store.file_image(self.store.path(key), filed.store_key)
         elif filed.status == InstanceStatus.SKIPPED:
             metrics.SKIPPED.inc()
         if filed.job_id is not None:
-            self.enqueue(filed.job_id)
+            try:
+                self.enqueue(filed.job_id)
+            except Exception as exc:  # filed and committed: the sweeper queues it later
+                log.warning(
+                    "could not queue job", extra={"job_id": filed.job_id, "error": str(exc)}
+                )
         log.info(
             "received",
             extra={
@@ -185,14 +194,14 @@ class Receiver:
                         detail={"reason": decision.reason},
                     )
                 )
-            return Filed(instance.id, instance.status, duplicate, None)
+            return Filed(instance.id, instance.status, duplicate, None, instance.store_key)
         existing = session.scalar(
             select(Job).where(
                 Job.instance_id == instance.id, Job.model_version == self.model.version
             )
         )
         if existing is not None:
-            return Filed(instance.id, instance.status, duplicate, None)
+            return Filed(instance.id, instance.status, duplicate, None, instance.store_key)
         job = Job(
             instance_id=instance.id,
             model_name=self.model.name,
@@ -210,7 +219,7 @@ class Receiver:
                 detail={"job_id": job.id, "model_version": self.model.version},
             )
         )
-        return Filed(instance.id, instance.status, duplicate, job.id)
+        return Filed(instance.id, instance.status, duplicate, job.id, instance.store_key)
 
     @staticmethod
     def _study(session: Session, header: Dataset) -> Study:

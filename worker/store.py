@@ -25,6 +25,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _makedirs_durable(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, fsyncing each parent that gained an entry
+    (else a power cut could lose a new day's folder with an acknowledged image in it)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:  # another thread made it first
+            continue
+        _fsync_dir(new.parent)
+
+
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -48,7 +63,7 @@ class Store:
     def file_image(self, spooled: Path, key: str) -> Path:
         """Move a spooled (already fsynced) file to ``key``, durably."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _makedirs_durable(target.parent)
         try:
             os.rename(spooled, target)
         except OSError:  # another file system (a shared store): copy, fsync, then rename
@@ -64,7 +79,7 @@ class Store:
 
     def write_dataset(self, key: str, dataset: Dataset) -> Path:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _makedirs_durable(target.parent)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         with open(tmp, "wb") as f:
             dataset.save_as(f, enforce_file_format=True)

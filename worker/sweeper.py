@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_, select
 
 from worker.db.engine import session_scope
 from worker.db.models import Delivery, DeliveryStatus, Job, JobStatus, utcnow
-from worker.queueing import enqueue_build, enqueue_score, enqueue_send
+from worker.queueing import SEND_CLAIM_S, enqueue_build, enqueue_score, enqueue_send
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,11 @@ def sweep(database_url: str, *, everything: bool = False, now: dt.datetime | Non
         build_query = select(Job.id).where(Job.status == JobStatus.DONE, Job.built_at.is_(None))
         if not everything:
             build_query = build_query.where(
-                Job.finished_at < now - dt.timedelta(seconds=BUILD_GRACE_S)
+                Job.finished_at < now - dt.timedelta(seconds=BUILD_GRACE_S),
+                or_(
+                    Job.enqueued_at.is_(None),
+                    Job.enqueued_at < now - dt.timedelta(seconds=STALE_SEND_S),
+                ),
             )
         build_ids = list(session.scalars(build_query.order_by(Job.id).limit(BATCH)))
         send_query = select(Delivery.id, Delivery.attempts).where(
@@ -62,14 +66,17 @@ def sweep(database_url: str, *, everything: bool = False, now: dt.datetime | Non
                     Delivery.enqueued_at < Delivery.next_attempt_at,
                     and_(
                         Delivery.enqueued_at < now - dt.timedelta(seconds=STALE_SEND_S),
-                        Delivery.claimed_at.is_(None),
+                        or_(
+                            Delivery.claimed_at.is_(None),
+                            Delivery.claimed_at < now - dt.timedelta(seconds=SEND_CLAIM_S),
+                        ),
                     ),
                 )
             )
         sends = list(session.execute(send_query.order_by(Delivery.id).limit(BATCH)))
     done = Swept(
         jobs=sum(enqueue_score(database_url, i) for i in job_ids),
-        builds=sum(enqueue_build(i) for i in build_ids),
+        builds=sum(enqueue_build(i, database_url) for i in build_ids),
         sends=sum(enqueue_send(database_url, i, attempts) for i, attempts in sends),
     )
     if done != Swept():

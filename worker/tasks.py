@@ -37,7 +37,7 @@ def score(self: Task, job_id: int) -> str:
         _retry_or_fail(self, job_id, exc)
         return "retry"
     if outcome.status in ("done", "skipped", "superseded"):
-        enqueue_build(job_id)  # idempotent; a job already built is a no-op
+        enqueue_build(job_id, settings().effective_database_url)  # a built job: a no-op
     return outcome.status
 
 

@@ -375,6 +375,10 @@ def _audit_append_only() -> None:
             "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
             "FOR EACH ROW EXECUTE FUNCTION rascore_append_only()"
         )
+        op.execute(
+            "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+            "FOR EACH STATEMENT EXECUTE FUNCTION rascore_append_only()"
+        )
     else:
         for action in ("UPDATE", "DELETE"):
             op.execute(
@@ -385,6 +389,7 @@ def _audit_append_only() -> None:
 
 def _drop_audit_append_only() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_events_no_truncate ON audit_events")
         op.execute("DROP TRIGGER audit_events_append_only ON audit_events")
         op.execute("DROP FUNCTION rascore_append_only()")
     else:

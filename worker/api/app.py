@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from worker.api import auth, operations, queries
-from worker.db.engine import session_factory
+from worker.db.engine import read_session_scope, session_factory
 from worker.db.models import InstanceStatus, Job, ResultObject, TokenRole
 from worker.model_ref import model_ref
 from worker.settings import Settings
@@ -56,15 +56,19 @@ def create_app(settings: Settings) -> FastAPI:
         with sessions() as session, session.begin():
             yield session
 
-    DB = Annotated[Session, Depends(db)]
+    # scope="function": the transaction (and SQLite's write lock) ends when the endpoint
+    # returns, before the response goes out, and the audit row is committed before the data
+    DB = Annotated[Session, Depends(db, scope="function")]
 
     def caller(
         request: Request,
-        session: DB,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
         token = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
-        found = auth.lookup(session, token) if token else None
+        found = None
+        if token:
+            with read_session_scope(url) as session:
+                found = auth.lookup(session, token)
         if found is None:
             raise HTTPException(
                 401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"}
@@ -109,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         until: dt.datetime | None = None,
         instance_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     ) -> queries.AuditFilter:
-        return queries.AuditFilter(event, actor, since, until, instance_id)
+        return queries.AuditFilter(event, actor, _utc(since), _utc(until), instance_id)
 
     AuditWhere = Annotated[queries.AuditFilter, Depends(audit_filter)]
     InstanceId = Annotated[int, PathParam(ge=1, le=2**62)]
@@ -188,6 +192,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "no overlay for this instance")
         queries.record_query(session, who.name, "overlay", {"instance_id": instance_id})
         path = settings.effective_store_dir / result.store_key
+        if not path.is_file():
+            raise HTTPException(404, "the overlay's file is not in the store")
         pixels = pydicom.dcmread(path).pixel_array
         _, png = cv2.imencode(".png", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
         return Response(png.tobytes(), media_type="image/png")
@@ -213,6 +219,7 @@ def create_app(settings: Settings) -> FastAPI:
         session: DB, who: Reader, where: AuditWhere, limit: Limit = 100, offset: Offset = 0
     ) -> dict[str, Any]:
         """The audit trail, newest first."""
+        queries.record_query(session, who.name, "audit", where.as_dict())
         return queries.list_audit(session, where, limit, offset)
 
     @app.get("/api/v1/failures", tags=["queries"])
@@ -225,6 +232,18 @@ def create_app(settings: Settings) -> FastAPI:
     def export_scores(session: DB, who: Reader, where: Filter) -> StreamingResponse:
         """One row per scored joint of the instances that match."""
         queries.record_query(session, who.name, "export scores", where.as_dict())
+        session.commit()  # audited before anything is read
+        with read_session_scope(url) as reading:
+            return _csv(_scores_csv(reading, where), "rascore-scores.csv")
+
+    @app.get("/api/v1/export/audit.csv", tags=["export"], response_class=StreamingResponse)
+    def export_audit(session: DB, who: Reader, where: AuditWhere) -> StreamingResponse:
+        queries.record_query(session, who.name, "export audit", where.as_dict())
+        session.commit()
+        with read_session_scope(url) as reading:
+            return _csv(_audit_csv(reading, where), "rascore-audit.csv")
+
+    def _scores_csv(session: Session, where: queries.InstanceFilter) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
@@ -252,10 +271,9 @@ def create_app(settings: Settings) -> FastAPI:
             offset += queries.MAX_PAGE
             if offset >= page["total"]:
                 break
-        return _csv(out.getvalue(), "rascore-scores.csv")
+        return out.getvalue()
 
-    @app.get("/api/v1/export/audit.csv", tags=["export"], response_class=StreamingResponse)
-    def export_audit(session: DB, who: Reader, where: AuditWhere) -> StreamingResponse:
+    def _audit_csv(session: Session, where: queries.AuditFilter) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["id", "at", "event", "actor", "instance_id", "detail"])
@@ -270,7 +288,7 @@ def create_app(settings: Settings) -> FastAPI:
             offset += queries.MAX_PAGE
             if offset >= page["total"]:
                 break
-        return _csv(out.getvalue(), "rascore-audit.csv")
+        return out.getvalue()
 
     # -- operations --------------------------------------------------------------------------
 
@@ -298,6 +316,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_dashboard(app, sessions)
     return app
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Times compare in UTC (SQLite keeps no zone): a naive time is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _exists(session: Session, instance_id: int) -> None:

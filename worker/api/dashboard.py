@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.api import auth, operations, queries
+from worker.db.models import Instance
 
+InstanceId = Annotated[int, PathParam(ge=1, le=2**62)]
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "rascore_token"
 
@@ -71,18 +74,22 @@ def add_dashboard(app: FastAPI, sessions: sessionmaker[Session]) -> None:
         return render(request, "home.html", who=who, recent=recent, status=wanted)
 
     @app.get("/instances/{instance_id}", response_class=HTMLResponse, include_in_schema=False)
-    def instance_page(request: Request, instance_id: int) -> Response:
+    def instance_page(request: Request, instance_id: InstanceId) -> Response:
         who = page(request)
         if who is None:
             return RedirectResponse("/login", status_code=303)
         with sessions() as session, session.begin():
-            detail = queries.instance_detail(session, instance_id) if instance_id > 0 else None
+            detail = queries.instance_detail(session, instance_id)
             if detail is None:
                 raise HTTPException(404, "no such instance")
             queries.record_query(
                 session, who[0], "dashboard: instance", {"instance_id": instance_id}
             )
-            history = queries.scores_for_patient(session, detail["patient_id"], 50)
+            history = (  # without a patient ID there is no telling whose history it is
+                queries.scores_for_patient(session, detail["patient_id"], 50)
+                if detail["patient_id"]
+                else []
+            )
         has_overlay = any(r["kind"] == "sc" for j in detail["jobs"] for r in j["results"])
         return render(
             request,
@@ -105,12 +112,14 @@ def add_dashboard(app: FastAPI, sessions: sessionmaker[Session]) -> None:
         return render(request, "failures.html", who=who, rows=rows)
 
     @app.post("/instances/{instance_id}/resend", include_in_schema=False)
-    def resend_form(request: Request, instance_id: int) -> Response:
+    def resend_form(request: Request, instance_id: InstanceId) -> Response:
         who = page(request)
         if who is None:
             return RedirectResponse("/login", status_code=303)
         if not auth.allows(who[1], auth.TokenRole.OPERATOR):
             raise HTTPException(403, "resending needs a token of role operator")
         with sessions() as session, session.begin():
+            if session.get(Instance, instance_id) is None:
+                raise HTTPException(404, "no such instance")
             operations.resend(session, instance_id, who[0])
         return RedirectResponse(f"/instances/{instance_id}?resent=1", status_code=303)

@@ -30,8 +30,7 @@ def resend(session: Session, instance_id: int, actor: str) -> list[int]:
             .values(
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=utcnow(),
-                claimed_at=None,
-                enqueued_at=None,
+                enqueued_at=None,  # (a claim in progress is left alone; a stale one expires)
             )
             .returning(Delivery.id)
         ).scalars()

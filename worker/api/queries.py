@@ -299,6 +299,9 @@ class AuditFilter:
             query = query.where(AuditEvent.instance_id == self.instance_id)
         return query
 
+    def as_dict(self) -> dict[str, Any]:
+        return {k: str(v) for k, v in asdict(self).items() if v is not None}
+
 
 def audit_dict(event: AuditEvent) -> dict[str, Any]:
     return {

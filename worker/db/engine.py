@@ -37,7 +37,11 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Any) -> None:
             # Take the write lock at BEGIN: no deadlock between two readers turned writers.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only sessions (read_session_scope) begin deferred: WAL readers never wait.
+            if connection.get_execution_options().get("rascore_read_only"):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         # pysqlite's own transaction handling would issue BEGIN itself; leave it to us.
         @event.listens_for(engine, "connect", insert=True)
@@ -56,6 +60,15 @@ def engine_for(url: str) -> Engine:
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+@contextmanager
+def read_session_scope(url: str) -> Iterator[Session]:
+    """A session for reading only: on SQLite it takes no write lock, so a long read (an
+    export) never holds up the SCP or the workers."""
+    engine = engine_for(url).execution_options(rascore_read_only=True)
+    with Session(engine) as session, session.begin():
+        yield session
 
 
 @contextmanager

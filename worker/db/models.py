@@ -144,7 +144,8 @@ class Job(Base):
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    #: last time the job was put on the broker; None while that failed (broker down)
+    #: last time the job (or, once done, its build) was put on the broker; None while that
+    #: failed (broker down)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     #: when its result objects and deliveries were all made (None: still to do)
