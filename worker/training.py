@@ -57,7 +57,9 @@ class Recipe:
     #: detection settings stored with the model (cv2 detectMultiScale)
     min_neighbors: int = 2
     scale_factor: float = 1.1
-    jobs: int = 2
+    jobs: int = 2  #: processes making phantoms
+    #: torch threads of the CNNs, which train while the cascade trainer uses ~1.2 cores
+    cnn_threads: int = 1
 
     def small(self) -> Recipe:
         """A tiny recipe for smoke tests: really trains, in about a minute."""
@@ -221,7 +223,7 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Train everything and write the model directory ``out``; returns the card."""
     started = time.perf_counter()
-    torch.set_num_threads(max(recipe.jobs, 1))
+    torch.set_num_threads(max(recipe.cnn_threads, 1))
     train = prepare_set(recipe.train, recipe.jobs, progress("train phantoms", recipe.train.count))
     val = prepare_set(
         recipe.validation, recipe.jobs, progress("validation phantoms", recipe.validation.count)
@@ -230,7 +232,7 @@ def run_recipe(
     template = HandTemplate.learn([h for p in train for h in p.hands])
 
     # The cascade trainer keeps about 1.2 of the 2 cores busy (its negative mining is serial),
-    # so the networks, which do not need the cascade, train beside it.
+    # so the networks, which do not need the cascade, train beside it on one thread.
     log(
         f"cascade: {recipe.cascade_images} images, {recipe.cascade.stages} stages (beside the CNNs)"
     )
