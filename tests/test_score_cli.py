@@ -53,7 +53,7 @@ def _placed_right(joints: list[dict], truth: list[dict]) -> int:  # type: ignore
 
 def test_score_finds_most_joints_where_the_truth_has_them(tmp_path: Path) -> None:
     """Over four phantoms (80 joints), through the command line: most joints found and named
-    right. Measured: 62 of 80 with model 72dab197887e (the earlier 1.0.0+c3a504b1c7fd: 69),
+    right. Measured: 62 of 80 with model 138cadad1276 (the earlier 1.0.0+c3a504b1c7fd: 69),
     because image 0 has a widely spread right hand whose rotated joints the cascade mostly
     misses — the paper's own failure mode. The held-out figures are in the model card (94 %
     detection on 600 joints; 93 % on another 800, seed 7777)."""
