@@ -65,15 +65,17 @@ def create_app(settings: Settings) -> FastAPI:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
         token = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
-        found = None
+        who = None
         if token:
             with read_session_scope(url) as session:
                 found = auth.lookup(session, token)
-        if found is None:
+                if found is not None:
+                    who = Caller(found.name, found.role)
+        if who is None:
             raise HTTPException(
                 401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"}
             )
-        return Caller(found.name, found.role)
+        return who
 
     def operator(who: Annotated[Caller, Depends(caller)]) -> Caller:
         if not auth.allows(who.role, TokenRole.OPERATOR):
@@ -175,7 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
         found = queries.instance_detail(session, instance_id)
         if found is None:
             raise HTTPException(404, "no such instance")
-        queries.record_query(session, who.name, "instance", {"instance_id": instance_id})
+        queries.record_query(session, who.name, "instance", {}, instance_id)
         return found
 
     @app.get("/api/v1/instances/{instance_id}/overlay.png", tags=["queries"])
@@ -190,7 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         if result is None:
             raise HTTPException(404, "no overlay for this instance")
-        queries.record_query(session, who.name, "overlay", {"instance_id": instance_id})
+        queries.record_query(session, who.name, "overlay", {}, instance_id)
         path = settings.effective_store_dir / result.store_key
         if not path.is_file():
             raise HTTPException(404, "the overlay's file is not in the store")

@@ -82,9 +82,7 @@ def add_dashboard(app: FastAPI, sessions: sessionmaker[Session]) -> None:
             detail = queries.instance_detail(session, instance_id)
             if detail is None:
                 raise HTTPException(404, "no such instance")
-            queries.record_query(
-                session, who[0], "dashboard: instance", {"instance_id": instance_id}
-            )
+            queries.record_query(session, who[0], "dashboard: instance", {}, instance_id)
             history = (  # without a patient ID there is no telling whose history it is
                 queries.scores_for_patient(session, detail["patient_id"], 50)
                 if detail["patient_id"]

@@ -26,8 +26,12 @@ class QueueDepth(Collector):
             with celery.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, timeout=2)
                 channel = connection.default_channel
+                redis = getattr(channel, "client", None)  # Redis: a queue is a list
                 for queue in (SCORE_QUEUE, SEND_QUEUE):
-                    _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                    if redis is not None:
+                        count = int(redis.llen(queue))
+                    else:
+                        _, count, _ = channel.queue_declare(queue=queue, passive=True)
                     gauge.add_metric([queue], count)
         except Exception:  # broker away: no depth to tell (healthz says why)
             pass

@@ -363,13 +363,20 @@ def failures(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     return out
 
 
-def record_query(session: Session, actor: str, what: str, params: dict[str, Any]) -> None:
-    """Who looked at patient data, and what they asked for (append-only audit)."""
+def record_query(
+    session: Session,
+    actor: str,
+    what: str,
+    params: dict[str, Any],
+    instance_id: int | None = None,
+) -> None:
+    """Who looked at patient data, and what they asked for (append-only audit).
+    ``instance_id`` only for an instance known to exist (the row refers to it)."""
     session.add(
         AuditEvent(
             event=AuditEventType.QUERIED,
             actor=actor,
-            instance_id=params.get("instance_id"),
+            instance_id=instance_id,
             detail={"query": what, **{k: v for k, v in params.items() if v is not None}},
         )
     )
