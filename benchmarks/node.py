@@ -93,6 +93,7 @@ def main() -> None:
         "RASCORE_HOME": str(work / "home"),
         "RASCORE_DICOM_PORT": str(port),
         "RASCORE_DICOM_HOST": "127.0.0.1",
+        "RASCORE_API_PORT": "0",  # no HTTP API needed here
         "RASCORE_WORKERS": str(args.workers),
         "RASCORE_DESTINATIONS": f"PACS@127.0.0.1:{pacs.scp.port}",
     }

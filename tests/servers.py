@@ -244,6 +244,7 @@ class NodeProcess:
             "RASCORE_DICOM_PORT": str(self.port),
             "RASCORE_DICOM_HOST": "127.0.0.1",
             "RASCORE_MIN_FREE_MB": "1",
+            "RASCORE_API_PORT": str(free_port()),  # tests run side by side
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -110,6 +110,7 @@ def run_demo(phantoms: list[Path], out: Path, workers: int = 2, timeout: float =
         "RASCORE_HOME": str(home),
         "RASCORE_DICOM_PORT": str(port),
         "RASCORE_DICOM_HOST": "127.0.0.1",
+        "RASCORE_API_PORT": "0",  # no HTTP API needed here
         "RASCORE_WORKERS": str(workers),
         "RASCORE_DESTINATIONS": f"DEMOPACS@127.0.0.1:{pacs.scp.port}",
         "RASCORE_MIN_FREE_MB": "64",

@@ -33,11 +33,14 @@ def publish(task: str, args: list[int], queue: str) -> bool:
 
 
 def enqueue_score(database_url: str, job_id: int) -> bool:
-    if not publish("rascore.score", [job_id], SCORE_QUEUE):
-        return False
+    """Publish a scoring job. Its row is created with ``enqueued_at`` already set (so the
+    sweeper does not publish it a second time meanwhile); a failed publish clears it again."""
+    published = publish("rascore.score", [job_id], SCORE_QUEUE)
     with session_scope(database_url) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
-    return True
+        session.execute(
+            update(Job).where(Job.id == job_id).values(enqueued_at=utcnow() if published else None)
+        )
+    return published
 
 
 def enqueue_build(job_id: int, database_url: str | None = None) -> bool:

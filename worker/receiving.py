@@ -34,6 +34,7 @@ from worker.db.models import (
     JobStatus,
     Reception,
     Study,
+    utcnow,
 )
 from worker.model_ref import ModelRef
 from worker.routing import route
@@ -207,6 +208,7 @@ class Receiver:
             model_name=self.model.name,
             model_version=self.model.version,
             status=JobStatus.QUEUED,
+            enqueued_at=utcnow(),  # published right after the commit (cleared if that fails)
         )
         session.add(job)
         instance.status = InstanceStatus.QUEUED

@@ -36,8 +36,8 @@ def score(self: Task, job_id: int) -> str:
     except jobs.Transient as exc:
         _retry_or_fail(self, job_id, exc)
         return "retry"
-    if outcome.status in ("done", "skipped", "superseded"):
-        enqueue_build(job_id, settings().effective_database_url)  # a built job: a no-op
+    if outcome.status == "done":  # (a job done elsewhere is built there, or by the sweeper)
+        enqueue_build(job_id, settings().effective_database_url)
     return outcome.status
 
 

@@ -61,10 +61,12 @@ def rescore(session: Session, instance_id: int, model: ModelRef, actor: str) -> 
             model_name=model.name,
             model_version=model.version,
             status=JobStatus.QUEUED,
+            enqueued_at=utcnow(),  # published after the commit (cleared if that fails)
         )
         session.add(job)
     else:
-        job.status, job.reason, job.finished_at, job.enqueued_at = JobStatus.QUEUED, "", None, None
+        job.status, job.reason, job.finished_at = JobStatus.QUEUED, "", None
+        job.enqueued_at = utcnow()
     instance.status, instance.reason = InstanceStatus.QUEUED, ""
     session.flush()
     session.add(
