@@ -254,17 +254,19 @@ def _fail(url: str, job_id: int, attempt_id: int | None, reason: str) -> Outcome
         job.instance.reason = reason[:2000]
         if attempt_id is not None:
             _end_attempt_in(session, attempt_id, "failed", reason)
-        session.add(
-            AuditEvent(
-                event=AuditEventType.FAILED,
-                actor=worker_name(),
-                instance_id=job.instance_id,
-                detail={"job_id": job_id, "reason": reason[:500]},
-            )
-        )
+        session.add(_failed_event(job, reason))
     log.warning("job failed", extra={"job_id": job_id, "reason": reason})
     metrics.FAILED.inc()
     return Outcome("failed", reason)
+
+
+def _failed_event(job: Job, reason: str) -> AuditEvent:
+    return AuditEvent(
+        event=AuditEventType.FAILED,
+        actor=worker_name(),
+        instance_id=job.instance_id,
+        detail={"job_id": job.id, "reason": reason[:500]},
+    )
 
 
 def fail_job(settings: Settings, job_id: int, reason: str) -> Outcome:
@@ -394,14 +396,7 @@ def _results_failed(url: str, job_id: int, reason: str) -> None:
         job = session.get_one(Job, job_id)
         job.built_at = utcnow()
         job.reason = reason[:2000]
-        session.add(
-            AuditEvent(
-                event=AuditEventType.FAILED,
-                actor=worker_name(),
-                instance_id=job.instance_id,
-                detail={"job_id": job_id, "reason": reason[:500]},
-            )
-        )
+        session.add(_failed_event(job, reason))
 
 
 def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) -> list[int]:
