@@ -193,6 +193,7 @@ def write_model(
             "cascade": asdict(recipe.cascade),
             "cascade_images": recipe.cascade_images,
             "cnn": asdict(recipe.cnn),
+            "cnn_threads": recipe.cnn_threads,  # float sums, hence the weights, depend on it
         },
         "training": {
             "jsn": history_dict(jsn),
