@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,16 +25,9 @@ from pathlib import Path
 
 import pydicom
 
-from dicom_io.scp import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP
+from worker.demo import LocalPacs, free_port
 
-SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
 SEED = 5151
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _phantom(args: tuple[Path, int]) -> str:
@@ -45,30 +37,6 @@ def _phantom(args: tuple[Path, int]) -> str:
     out, index = args
     image = generate_image(SEED, index, PhantomConfig(hands=1 + index % 2))
     return str(out / write_image(SEED, image, out)["file"])
-
-
-class Pacs:
-    """A storage SCP that notes when each result object arrives, keyed by its study."""
-
-    def __init__(self, folder: Path) -> None:
-        self.arrivals: dict[str, dict[str, float]] = {}
-        self.lock = threading.Lock()
-        self.scp = StorageSCP(
-            "PACS",
-            0,
-            self._on_store,
-            spool_dir=folder,
-            host="127.0.0.1",
-            sop_classes=RESULT_SOP_CLASSES,
-        )
-
-    def _on_store(self, received: ReceivedInstance) -> int:
-        now = time.monotonic()
-        ds = pydicom.dcmread(received.path, stop_before_pixels=True)
-        with self.lock:
-            self.arrivals.setdefault(str(ds.StudyInstanceUID), {})[received.sop_class_uid] = now
-        received.path.unlink()
-        return 0
 
 
 def main() -> None:
@@ -85,9 +53,9 @@ def main() -> None:
         files = [Path(f) for f in pool.map(_phantom, [(images_dir, i) for i in range(args.count)])]
     studies = [str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID) for f in files]
 
-    pacs = Pacs(work / "pacs")
+    pacs = LocalPacs(work / "pacs")
     pacs.scp.start()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RASCORE_HOME": str(work / "home"),
@@ -95,7 +63,7 @@ def main() -> None:
         "RASCORE_DICOM_HOST": "127.0.0.1",
         "RASCORE_API_PORT": "0",  # no HTTP API needed here
         "RASCORE_WORKERS": str(args.workers),
-        "RASCORE_DESTINATIONS": f"PACS@127.0.0.1:{pacs.scp.port}",
+        "RASCORE_DESTINATIONS": f"DEMOPACS@127.0.0.1:{pacs.scp.port}",
     }
     env.pop("RASCORE_BROKER_URL", None)
     env.pop("RASCORE_DATABASE_URL", None)
@@ -136,7 +104,9 @@ def main() -> None:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             with pacs.lock:
-                done = sum(len(pacs.arrivals.get(s, {})) == 3 for s in studies)
+                done = sum(
+                    s in pacs.returned and len(pacs.returned[s].arrived) == 3 for s in studies
+                )
             if done == len(studies):
                 break
             time.sleep(0.5)
@@ -145,10 +115,11 @@ def main() -> None:
         node.wait(120)
         pacs.scp.stop()
 
-    latencies = sorted(pacs.arrivals[s][SR_CLASS] - sent[s] for s in studies if s in pacs.arrivals)
-    all_three = sorted(max(pacs.arrivals[s].values()) - sent[s] for s in studies)
+    arrivals = {study: returned.arrived for study, returned in pacs.returned.items()}
+    latencies = sorted(arrivals[s]["sr"] - sent[s] for s in studies if "sr" in arrivals.get(s, {}))
+    all_three = sorted(max(arrivals[s].values()) - sent[s] for s in studies if s in arrivals)
     store_s = sorted(acked[s] - sent[s] for s in studies)
-    last = max(max(a.values()) for a in pacs.arrivals.values())
+    last = max(max(a.values()) for a in arrivals.values())
     p95 = latencies[max(round(0.95 * len(latencies)) - 1, 0)]
     print(
         json.dumps(

@@ -92,17 +92,41 @@ def test_audit_events_are_append_only(database_url: str) -> None:
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> tuple[Receiver, list[int]]:
+def broker(tmp_path: Path) -> Iterator[RedisServer]:
+    """Debian's redis-server, with the Celery app pointed at it for the test."""
+    from worker.celery_app import configure
+
+    redis = RedisServer(tmp_path / "redis").start()
+    configure(Settings(), broker_url=redis.url)
+    yield redis
+    redis.stop()
+    configure(Settings())
+    shutil.rmtree(tmp_path / "redis", ignore_errors=True)
+
+
+def queued_jobs(redis: RedisServer) -> list[int]:
+    """The job ids of the scoring messages waiting in Redis (Celery protocol 2, JSON)."""
+    import base64
+    import json
+
+    import redis as redis_client
+
+    raw = redis_client.Redis(port=redis.port).lrange("score", 0, -1)
+    return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in raw]
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, broker: RedisServer) -> tuple[Receiver, RedisServer]:
+    """The node's receiver, publishing to a real Redis as in the node."""
+    from worker.queueing import enqueue_score
+
     url = f"sqlite:///{tmp_path / 'rascore.db'}"
     migrate.upgrade(url)
-    queued: list[int] = []
-
-    def enqueue(job_id: int) -> bool:
-        queued.append(job_id)
-        return True
-
     model = ModelRef(tmp_path, "rascore-svdh-phantom", "1.0.0+test")
-    return Receiver(url, Store(tmp_path / "store"), model, ["HAND"], enqueue), queued
+    handler = Receiver(
+        url, Store(tmp_path / "store"), model, ["HAND"], lambda job: enqueue_score(url, job)
+    )
+    return handler, broker
 
 
 def _received(tmp_path: Path, ds: pydicom.Dataset, name: str = "in.dcm") -> ReceivedInstance:
@@ -130,10 +154,11 @@ def _received(tmp_path: Path, ds: pydicom.Dataset, name: str = "in.dcm") -> Rece
 def test_receiver_files_records_and_queues_once(
     receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
 ) -> None:
-    handler, queued = receiver
+    handler, redis = receiver
     ds = pydicom.dcmread(phantom_file)
     assert handler(_received(tmp_path, ds)) == 0x0000
     assert handler(_received(tmp_path, ds)) == 0x0000  # sent again
+    queued = queued_jobs(redis)
     assert len(queued) == 1
     url = handler.database_url
     with session_scope(url) as session:
@@ -162,7 +187,7 @@ def test_receiver_files_records_and_queues_once(
 def test_receiver_skips_what_is_not_a_hand(
     receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
 ) -> None:
-    handler, queued = receiver
+    handler, redis = receiver
     chest = pydicom.dcmread(phantom_file)
     chest.BodyPartExamined = "CHEST"
     chest.ProtocolName = chest.SeriesDescription = chest.StudyDescription = "Thorax PA"
@@ -172,7 +197,7 @@ def test_receiver_skips_what_is_not_a_hand(
     sc.SOPInstanceUID = pydicom.uid.generate_uid()
     for ds in (chest, sc):
         assert handler(_received(tmp_path, ds)) == 0x0000
-    assert queued == []
+    assert queued_jobs(redis) == []
     with session_scope(handler.database_url) as session:
         reasons = {i.sop_instance_uid: i.reason for i in session.scalars(select(Instance))}
         assert {i.status for i in session.scalars(select(Instance))} == {InstanceStatus.SKIPPED}
@@ -184,13 +209,13 @@ def test_receiver_skips_what_is_not_a_hand(
 def test_receiver_refuses_uids_that_are_not_uids(
     receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
 ) -> None:
-    handler, queued = receiver
+    handler, redis = receiver
     ds = pydicom.dcmread(phantom_file)
     ds.StudyInstanceUID = "../../etc"
     with pytest.raises(CannotUnderstand, match="StudyInstanceUID"):
         handler(_received(tmp_path, ds))
     assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.dcm"))
-    assert queued == []
+    assert queued_jobs(redis) == []
 
 
 def test_receiver_without_a_database_refuses_with_out_of_resources(
@@ -241,45 +266,37 @@ def test_send_backoff_doubles_up_to_its_cap() -> None:
     assert [backoff_s(settings, n) for n in range(1, 6)] == [10, 20, 40, 60, 60]
 
 
-def test_sweeper_queues_what_the_broker_lacks(tmp_path: Path) -> None:
+def test_sweeper_queues_what_the_broker_lacks(tmp_path: Path, broker: RedisServer) -> None:
     """A job whose publication failed (broker down at the time) is put on the broker by the
     next sweep; a recently queued job is left alone unless everything is swept."""
-    from worker.celery_app import configure
     from worker.sweeper import sweep
 
-    redis = RedisServer(tmp_path / "redis").start()
-    try:
-        configure(Settings(), broker_url=redis.url)
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-        migrate.upgrade(url)
-        with session_scope(url) as session:
-            study = Study(study_instance_uid="1.2.3", study_date=None)
-            for n, enqueued in enumerate([None, utcnow()]):
-                instance = Instance(
-                    study=study,
-                    sop_instance_uid=f"1.2.3.{n}",
-                    sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
-                    sha256="0" * 64,
-                    transfer_syntax="1.2.840.10008.1.2.1",
-                    size=1,
-                    store_key=f"images/{n}.dcm",
-                    status=InstanceStatus.QUEUED,
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    migrate.upgrade(url)
+    with session_scope(url) as session:
+        study = Study(study_instance_uid="1.2.3", study_date=None)
+        for n, enqueued in enumerate([None, utcnow()]):
+            instance = Instance(
+                study=study,
+                sop_instance_uid=f"1.2.3.{n}",
+                sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
+                sha256="0" * 64,
+                transfer_syntax="1.2.840.10008.1.2.1",
+                size=1,
+                store_key=f"images/{n}.dcm",
+                status=InstanceStatus.QUEUED,
+            )
+            session.add(
+                Job(
+                    instance=instance,
+                    model_name="m",
+                    model_version="v",
+                    status=JobStatus.QUEUED,
+                    enqueued_at=enqueued,
                 )
-                session.add(
-                    Job(
-                        instance=instance,
-                        model_name="m",
-                        model_version="v",
-                        status=JobStatus.QUEUED,
-                        enqueued_at=enqueued,
-                    )
-                )
-        assert sweep(url).jobs == 1
-        assert redis.queue_length("score") == 1
-        assert sweep(url).jobs == 0  # now it has been published
-        assert sweep(url, everything=True).jobs == 2  # start-up reconciliation
-        assert redis.queue_length("score") == 3
-    finally:
-        redis.stop()
-        configure(Settings())
-        shutil.rmtree(tmp_path / "redis", ignore_errors=True)
+            )
+    assert sweep(url).jobs == 1
+    assert broker.queue_length("score") == 1
+    assert sweep(url).jobs == 0  # now it has been published
+    assert sweep(url, everything=True).jobs == 2  # start-up reconciliation
+    assert broker.queue_length("score") == 3

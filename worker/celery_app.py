@@ -24,7 +24,12 @@ app = Celery("rascore", include=["worker.tasks"])
 
 
 def configure(settings: Settings, broker_url: str | None = None) -> Celery:
-    """Point the app at the broker of ``settings`` (or ``broker_url``) and set its policies."""
+    """Point the app at the broker of ``settings`` (or ``broker_url``) and set its policies.
+
+    Connections already pooled for a previous broker are dropped (Celery caches them)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._after_fork()  # forgets the connection and producer pools, as a fork does
     app.conf.update(
         broker_url=broker_url or settings.broker_url,
         task_acks_late=True,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from worker.settings import Settings
 
@@ -153,27 +153,16 @@ def outbox_resend(
     failed: Annotated[bool, typer.Option("--failed", help="Every failed delivery.")] = False,
 ) -> None:
     """Send deliveries again now (failed or sent ones too, when named)."""
+    from worker.api.operations import make_due
     from worker.db.engine import session_scope
-    from worker.db.models import AuditEvent, AuditEventType, Delivery, DeliveryStatus, utcnow
+    from worker.db.models import AuditEvent, AuditEventType, Delivery, DeliveryStatus
 
     if not ids and not failed:
         raise typer.BadParameter("name delivery ids or --failed")
     with session_scope(Settings().effective_database_url) as session:
-        query = update(Delivery)
-        if ids:
-            query = query.where(Delivery.id.in_(ids))
-        else:
-            query = query.where(Delivery.status == DeliveryStatus.FAILED)
-        chosen = (
-            session.execute(
-                query.values(
-                    status=DeliveryStatus.PENDING,
-                    next_attempt_at=utcnow(),
-                    enqueued_at=None,
-                ).returning(Delivery.id)
-            )
-            .scalars()
-            .all()
+        chosen = make_due(
+            session,
+            Delivery.id.in_(ids) if ids else Delivery.status == DeliveryStatus.FAILED,
         )
         for delivery_id in chosen:
             session.add(

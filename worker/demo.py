@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -34,7 +34,7 @@ GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
 KINDS = {SR_CLASS: "sr", SecondaryCaptureImageStorage: "sc", GSPS_CLASS: "gsps"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -42,9 +42,10 @@ def _free_port() -> int:
 
 @dataclass
 class Returned:
-    """What came back for one source image."""
+    """What came back for one source image: files and arrival times (monotonic) by kind."""
 
-    files: dict[str, Path]
+    files: dict[str, Path] = field(default_factory=dict)
+    arrived: dict[str, float] = field(default_factory=dict)
 
 
 class LocalPacs:
@@ -64,6 +65,7 @@ class LocalPacs:
         )
 
     def _on_store(self, received: ReceivedInstance) -> int:
+        now = time.monotonic()
         ds = pydicom.dcmread(received.path, stop_before_pixels=True)
         kind = KINDS.get(received.sop_class_uid, "other")
         study = str(ds.StudyInstanceUID)
@@ -71,7 +73,9 @@ class LocalPacs:
         target = self.folder / f"study-{key}_{kind}.dcm"
         shutil.move(received.path, target)
         with self.lock:
-            self.returned.setdefault(study, Returned({})).files[kind] = target
+            returned = self.returned.setdefault(study, Returned())
+            returned.files[kind] = target
+            returned.arrived[kind] = now
         return 0
 
 
@@ -101,7 +105,7 @@ def run_demo(phantoms: list[Path], out: Path, workers: int = 2, timeout: float =
     received.mkdir()
     pacs = LocalPacs(received)
     pacs.scp.start()
-    port = _free_port()
+    port = free_port()
     home = out / "var"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()

@@ -256,23 +256,18 @@ def create_app(settings: Settings) -> FastAPI:
             ]
         )  # fmt: skip
         offset = 0
-        while True:
-            page = queries.list_instances(session, where, queries.MAX_PAGE, offset)
-            for row in page["items"]:
-                detail = queries.instance_detail(session, row["id"])
-                for score in (detail or {}).get("scores", []):
-                    for joint in score["joints"]:
-                        writer.writerow(
-                            [
-                                row["id"], row["sop_instance_uid"], row["patient_id"],
-                                row["accession_number"], row["study_date"],
-                                score["model"]["version"], score["scored_at"], joint["label"],
-                                joint["jsn"], joint["erosion"], *joint["box"],
-                            ]
-                        )  # fmt: skip
-            offset += queries.MAX_PAGE
-            if offset >= page["total"]:
-                break
+        while page := queries.scores(session, where, queries.MAX_PAGE, offset):
+            for score in page:
+                for joint in score["joints"]:
+                    writer.writerow(
+                        [
+                            score["instance_id"], score["sop_instance_uid"], score["patient_id"],
+                            score["accession_number"], score["study_date"],
+                            score["model"]["version"], score["scored_at"], joint["label"],
+                            joint["jsn"], joint["erosion"], *joint["box"],
+                        ]
+                    )  # fmt: skip
+            offset += len(page)
         return out.getvalue()
 
     def _audit_csv(session: Session, where: queries.AuditFilter) -> str:

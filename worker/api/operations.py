@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from worker.db.models import (
@@ -20,21 +20,23 @@ from worker.db.models import (
 from worker.model_ref import ModelRef
 
 
-def resend(session: Session, instance_id: int, actor: str) -> list[int]:
-    """Every delivery of the instance's results becomes due now; returns their ids."""
-    result_ids = select(ResultObject.id).join(Job).where(Job.instance_id == instance_id)
-    ids = list(
+def make_due(session: Session, *where: ColumnElement[bool]) -> list[int]:
+    """The deliveries that match become due now (the node's sweeper sends them within
+    seconds); returns their ids. A claim in progress is left alone; a stale one expires."""
+    return list(
         session.execute(
             update(Delivery)
-            .where(Delivery.result_id.in_(result_ids))
-            .values(
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=utcnow(),
-                enqueued_at=None,  # (a claim in progress is left alone; a stale one expires)
-            )
+            .where(*where)
+            .values(status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), enqueued_at=None)
             .returning(Delivery.id)
         ).scalars()
     )
+
+
+def resend(session: Session, instance_id: int, actor: str) -> list[int]:
+    """Every delivery of the instance's results becomes due now; returns their ids."""
+    result_ids = select(ResultObject.id).join(Job).where(Job.instance_id == instance_id)
+    ids = make_due(session, Delivery.result_id.in_(result_ids))
     session.add(
         AuditEvent(
             event=AuditEventType.RESEND,

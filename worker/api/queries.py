@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -27,6 +27,7 @@ from worker.db.models import (
 )
 
 MAX_PAGE = 500
+_S = TypeVar("_S", bound=Select)  #: a select of any columns, filtered in place
 
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -43,7 +44,7 @@ class InstanceFilter:
     model_version: str | None = None
     calling_ae: str | None = None
 
-    def apply(self, query: Select[Any]) -> Select[Any]:
+    def apply(self, query: _S) -> _S:
         if self.patient_id is not None:
             query = query.where(Study.patient_id == self.patient_id)
         if self.accession_number is not None:
@@ -254,21 +255,27 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any] | None
     return out
 
 
-def scores_for_patient(session: Session, patient_id: str, limit: int = 200) -> list[dict[str, Any]]:
-    """Every score of one patient's images, newest first: the joint history an auditor reads."""
+def scores(
+    session: Session, where: InstanceFilter, limit: int = MAX_PAGE, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The scores of the matching instances with their joints, newest first, in one query
+    (the joints come in a second, for the whole page)."""
     rows = session.execute(
-        select(ImageScore, Instance, Study)
-        .join(Instance, ImageScore.instance_id == Instance.id)
-        .join(Study, Instance.study_id == Study.id)
-        .where(Study.patient_id == patient_id)
+        where.apply(
+            select(ImageScore, Instance, Study)
+            .join(Instance, ImageScore.instance_id == Instance.id)
+            .join(Study, Instance.study_id == Study.id)
+        )
         .options(selectinload(ImageScore.joints))
-        .order_by(ImageScore.scored_at.desc())
+        .order_by(ImageScore.scored_at.desc(), ImageScore.id.desc())
         .limit(max(1, min(limit, MAX_PAGE)))
+        .offset(offset)
     ).all()
     return [
         {
             "instance_id": instance.id,
             "sop_instance_uid": instance.sop_instance_uid,
+            "patient_id": study.patient_id,
             "study_date": _iso(study.study_date),
             "accession_number": study.accession_number,
             "laterality": instance.laterality,
@@ -276,6 +283,11 @@ def scores_for_patient(session: Session, patient_id: str, limit: int = 200) -> l
         }
         for score, instance, study in rows
     ]
+
+
+def scores_for_patient(session: Session, patient_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Every score of one patient's images, newest first: the joint history an auditor reads."""
+    return scores(session, InstanceFilter(patient_id=patient_id), limit)
 
 
 @dataclass(frozen=True)
