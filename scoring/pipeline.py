@@ -26,22 +26,35 @@ FALLBACK_SPACING_MM = 0.15
 MAX_CANDIDATES = 60
 
 
+#: an image whose hands have fewer assessable joints than this fraction of the expected ones
+#: gets the status "too few assessable joints": its totals cover too little of the hand
+MIN_ASSESSABLE_FRACTION = 0.5
+
+
 @dataclass(frozen=True)
 class ScoredJoint:
+    """One found joint. A joint the model will not grade keeps its place and box, with
+    ``jsn``/``erosion`` None, ``assessable`` False and the ``reason`` (never a guessed grade)."""
+
     label: str
     joint_type: str
     box: tuple[int, int, int, int]  #: x, y, w, h in pixels of the input image
-    jsn: int
-    erosion: int
+    jsn: int | None
+    erosion: int | None
     jsn_probs: tuple[float, ...]
     erosion_probs: tuple[float, ...]
-    confidence: float  #: the cascade's weight for this detection
-    found_by: str  #: "cascade", or "cascade-local" when found by the search where it belonged
+    confidence: float  #: the detector's confidence for this joint
+    #: "keypoints", "cascade", or "cascade-local" when found by the search where it belonged
+    found_by: str
+    assessable: bool = True
+    reason: str = ""  #: why a joint is not assessable, e.g. "unlike the training images"
 
 
 @dataclass(frozen=True)
 class ImageScore:
-    status: str  #: "scored", "partial" (some expected joints not found) or "no hand found"
+    #: "scored"; "partial" (some expected joints not found or not imaged); "too few assessable
+    #: joints"; or "no hand found"
+    status: str
     joints: tuple[ScoredJoint, ...]
     hands: tuple[str, ...]
     missing: tuple[str, ...]  #: expected joints that were not found
@@ -49,14 +62,27 @@ class ImageScore:
     spacing_mm: float
     spacing_assumed: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: label → why an expected joint is missing: "not imaged" (outside the image or the
+    #: collimation) or "not found"
+    missing_reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_jsn(self) -> int:
-        return sum(j.jsn for j in self.joints)
+        """Sum over the assessable joints only: read it with ``joints_scored``."""
+        return sum(j.jsn for j in self.joints if j.jsn is not None)
 
     @property
     def total_erosion(self) -> int:
-        return sum(j.erosion for j in self.joints)
+        return sum(j.erosion for j in self.joints if j.erosion is not None)
+
+    @property
+    def joints_scored(self) -> int:
+        """How many joints the totals cover."""
+        return sum(1 for j in self.joints if j.assessable)
+
+    @property
+    def joints_expected(self) -> int:
+        return 10 * len(self.hands)
 
 
 class Scorer:
