@@ -18,6 +18,12 @@ Where a concept comes from:
   out, rather than guessed SNOMED numbers; replacing them with verified SNOMED CT codes only
   needs :data:`JOINT_SITES` changed (readers of older reports keep working, since
   :func:`dicom_io.sr.read_sr` takes the joint's identity from its tracking identifier).
+* **Not assessable.** A joint the model will not grade has the private value
+  ``NOT-ASSESSABLE`` "Not assessable" for both sub-scores instead of a grade, and its reason as
+  a TEXT qualitative evaluation ``NA-REASON``: TID 1501/1410 allow free-text qualitative
+  evaluations beside coded ones. SNOMED CT's *Undetermined* (373068000) or *Indeterminate*
+  (82334004) would say "the grade is uncertain", not "the algorithm declined to grade", so a
+  private concept names what happened.
 * **LOINC** (``LN``): the procedure reported (from the LOINC radiology codes):
   26355-8 *XR Hand - bilateral Arthritis*, 26356-6 *XR Hand - left Arthritis*,
   26357-4 *XR Hand - right Arthritis*, and 28582-5 *XR Hand Views* when the laterality of
@@ -46,7 +52,10 @@ __all__ = [
     "JSN_GRADE_CODES",
     "JSN_PROB_CODES",
     "LATERALITY",
+    "NOT_ASSESSABLE",
+    "NOT_ASSESSABLE_REASON",
     "NO_UNITS",
+    "NUMBER_NOT_ASSESSABLE",
     "NUMBER_OF_JOINTS",
     "PROCESSING_EQUIPMENT",
     "QUALITATIVE_EVALUATIONS",
@@ -106,6 +115,11 @@ EROSION_GRADE_CODES: tuple[Code, ...] = (
     _private("ERO-5", "SvdH erosion 5: complete collapse"),
 )
 
+#: the value of both sub-scores of a joint the model will not grade (never a guessed grade)
+NOT_ASSESSABLE = _private("NOT-ASSESSABLE", "Not assessable")
+#: why (TEXT), e.g. "unlike the training images", "model unsure"
+NOT_ASSESSABLE_REASON = _private("NA-REASON", "Reason the joint is not assessable")
+
 # --- Class probabilities of the scoring networks (measurements, unit "1") ---------------------
 
 JSN_PROB_CODES: tuple[Code, ...] = tuple(
@@ -121,7 +135,10 @@ TOTAL_JSN_HAND = _private("TOT-JSN-HAND", "Total SvdH JSN score of hand")
 TOTAL_EROSION_HAND = _private("TOT-ERO-HAND", "Total SvdH erosion score of hand")
 TOTAL_JSN_IMAGE = _private("TOT-JSN-IMAGE", "Total SvdH JSN score of image")
 TOTAL_EROSION_IMAGE = _private("TOT-ERO-IMAGE", "Total SvdH erosion score of image")
+#: the joints a total covers (the assessable ones)
 NUMBER_OF_JOINTS = _private("N-JOINTS", "Number of joints scored")
+#: the joints found but left out of the totals
+NUMBER_NOT_ASSESSABLE = _private("N-JOINTS-NA", "Number of joints not assessable")
 
 # --- Standard codes -------------------------------------------------------------------------
 

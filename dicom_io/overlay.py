@@ -5,9 +5,11 @@ presentation states, so this is the one result object a radiologist is sure to s
 windowed source image (as :func:`dicom_io.reading.read_radiograph` shows it, bone bright) in
 RGB, each scored joint boxed in a colour for its worse grade with its name and its JSN and
 erosion grades beside the box, and a banner with the per-hand and image totals, the model and
-"NOT FOR DIAGNOSTIC USE". Text size follows the image size so the labels stay legible when a
-viewer fits the whole radiograph on a screen; every text sits on a dark backing so that it reads
-on bone as well as on the black background.
+"NOT FOR DIAGNOSTIC USE". A joint the model will not grade is boxed with a dashed light-grey
+line and labelled "n/a"; the banner lists such joints with their reasons, and every total says
+how many of the expected joints it covers ("18 of 20 joints scored"). Text size follows the
+image size so the labels stay legible when a viewer fits the whole radiograph on a screen; every
+text sits on a dark backing so that it reads on bone as well as on the black background.
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicom_io.reading import read_radiograph
-from dicom_io.results import NOT_FOR_DIAGNOSTIC_USE, JointResult, ScoringResult
+from dicom_io.results import (
+    JOINTS_PER_HAND,
+    NOT_ASSESSABLE,
+    NOT_FOR_DIAGNOSTIC_USE,
+    JointResult,
+    ScoringResult,
+)
 
 __all__ = [
     "BANNER_TITLE",
+    "NOT_ASSESSABLE_COLOUR",
+    "NOT_ASSESSABLE_TEXT",
     "NO_JOINTS_TEXT",
     "SERIES_DESCRIPTION",
     "SEVERITY_COLOURS",
@@ -35,7 +45,9 @@ __all__ = [
     "build_overlay_sc",
     "hand_summaries",
     "image_summary",
+    "joint_grades_text",
     "label_is_apart",
+    "not_assessable_summary",
     "overlay_layout",
     "place_labels",
     "render_overlay",
@@ -55,6 +67,10 @@ SEVERITY_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 135, 0),
     (255, 40, 40),
 )
+#: Dashed box and "n/a" of a joint that is not assessable: light grey, apart from the severity
+#: colours; the dark edges either side of each dash keep it visible on white bone.
+NOT_ASSESSABLE_COLOUR = (200, 200, 200)
+NOT_ASSESSABLE_TEXT = "n/a"
 _WHITE = (255, 255, 255)
 _BLACK = (0, 0, 0)
 _BANNER_TITLE = (255, 70, 70)
@@ -77,9 +93,47 @@ _DERIVATION_DESCRIPTION = (
 
 
 def severity_colour(joint: JointResult) -> tuple[int, int, int]:
-    """RGB colour for a joint: by its worse grade, max(JSN, erosion), capped at 3."""
+    """RGB colour for a joint: by its worse grade, max(JSN, erosion), capped at 3; light grey
+    for a joint that is not assessable."""
+    if not joint.assessable or joint.jsn is None or joint.erosion is None:
+        return NOT_ASSESSABLE_COLOUR
     grade = max(int(joint.jsn), int(joint.erosion), 0)
     return SEVERITY_COLOURS[min(grade, len(SEVERITY_COLOURS) - 1)]
+
+
+def _dashed_rectangle(
+    canvas: np.ndarray, rect: Rect, colour: tuple[int, int, int], thickness: int, dash: int
+) -> None:
+    """The outline of ``rect`` (x0, y0, x1, y1; ends exclusive) in dashes ``dash`` long with
+    gaps as long, corners always drawn."""
+    x0, y0, x1, y1 = rect[0], rect[1], rect[2] - 1, rect[3] - 1
+    for start, end in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1))):
+        _dashed_line(canvas, start, end, colour, thickness, dash)
+    _dashed_line(canvas, (x0, y1), (x0, y0), colour, thickness, dash)
+
+
+def _dashed_line(
+    canvas: np.ndarray,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    colour: tuple[int, int, int],
+    thickness: int,
+    dash: int,
+) -> None:
+    length = max(abs(end[0] - start[0]), abs(end[1] - start[1]))
+    for offset in range(0, length + 1, 2 * dash):
+        a = offset / length if length else 0.0
+        b = min(offset + dash, length) / length if length else 0.0
+        p = (round(start[0] + a * (end[0] - start[0])), round(start[1] + a * (end[1] - start[1])))
+        q = (round(start[0] + b * (end[0] - start[0])), round(start[1] + b * (end[1] - start[1])))
+        cv2.line(canvas, p, q, colour, thickness)
+
+
+def joint_grades_text(joint: JointResult) -> str:
+    """The second line of a joint's label: ``"J2 E1"``, or ``"n/a"`` when not assessable."""
+    if not joint.assessable:
+        return NOT_ASSESSABLE_TEXT
+    return f"J{joint.jsn} E{joint.erosion}"
 
 
 @dataclass(frozen=True)
@@ -175,14 +229,19 @@ def _clip_box(box: Sequence[int], rows: int, cols: int) -> Rect:
     return x0, y0, x1, y1
 
 
+def _covered(scored: int, expected: int) -> str:
+    return f"{scored} of {expected} joints scored"
+
+
 def hand_summaries(result: ScoringResult) -> list[str]:
     """One text per hand, ordered as the hands lie in the image from left to right.
 
-    E.g. ``"Right hand (image left): JSN 14, erosion 9"``; the image side is named only when
-    both hands are present.
+    E.g. ``"Right hand (image left): JSN 14, erosion 9, 9 of 10 joints scored"``; the image side
+    is named only when both hands are present.
     """
     names = {"R": "Right hand", "L": "Left hand"}
     totals = result.hand_totals()
+    scored = result.hand_joints_scored()
     centres = {
         side: float(np.mean([j.box[0] + j.box[2] / 2 for j in result.joints if j.side == side]))
         for side in totals
@@ -194,16 +253,29 @@ def hand_summaries(result: ScoringResult) -> list[str]:
         if len(ordered) == 2:
             name += " (image left)" if i == 0 else " (image right)"
         jsn, erosion = totals[side]
-        out.append(f"{name}: JSN {jsn}, erosion {erosion}")
+        covered = _covered(scored[side], JOINTS_PER_HAND)
+        out.append(f"{name}: JSN {jsn}, erosion {erosion}, {covered}")
     return out
 
 
 def image_summary(result: ScoringResult) -> str:
-    """The whole image's totals, e.g. ``"Total: JSN 27, erosion 10 (20 joints)"``."""
+    """The whole image's totals, e.g. ``"Total: JSN 27, erosion 10, 18 of 20 joints scored"``."""
     return (
-        f"Total: JSN {result.total_jsn}, erosion {result.total_erosion} "
-        f"({len(result.joints)} joints)"
+        f"Total: JSN {result.total_jsn}, erosion {result.total_erosion}, "
+        f"{_covered(result.joints_scored, result.joints_expected)}"
     )
+
+
+def not_assessable_summary(result: ScoringResult) -> str:
+    """The joints left out of the totals, by reason, e.g. ``"n/a = not assessable: model
+    unsure (R_PIP2, L_MCP5); unlike the training images (R_IP)"``; empty when none are."""
+    by_reason: dict[str, list[str]] = {}
+    for joint in result.not_assessable:
+        by_reason.setdefault(joint.why_not, []).append(joint.label)
+    if not by_reason:
+        return ""
+    parts = [f"{reason} ({', '.join(labels)})" for reason, labels in by_reason.items()]
+    return f"{NOT_ASSESSABLE_TEXT} = {NOT_ASSESSABLE}: " + "; ".join(parts)
 
 
 def _banner_parts(result: ScoringResult) -> tuple[list[str], list[str]]:
@@ -212,9 +284,12 @@ def _banner_parts(result: ScoringResult) -> tuple[list[str], list[str]]:
     if not result.joints:
         totals = [NO_JOINTS_TEXT]
     elif len(hands) == 1:  # one hand: its totals are the image's
-        totals = [f"{hands[0]} ({len(result.joints)} joints)"]
+        totals = hands
     else:
         totals = [*hands, image_summary(result)]
+    unscored = not_assessable_summary(result)
+    if unscored:
+        totals.append(unscored)
     about = [
         f"Algorithm {result.model.name} {result.model.version}, unverified.",
         "J = joint space narrowing (0-4),",
@@ -242,25 +317,27 @@ def _wrap(parts: Sequence[str], joiner: str, style: _Style, width: int) -> list[
 _LEGEND_TEXT = "Box colour = worse grade:"
 
 
-def _legend_items() -> list[tuple[str, tuple[int, int, int]]]:
+def _legend_items(with_na: bool) -> list[tuple[str, tuple[int, int, int]]]:
     last = len(SEVERITY_COLOURS) - 1
-    return [(f"{g}+" if g == last else str(g), c) for g, c in enumerate(SEVERITY_COLOURS)]
+    items = [(f"{g}+" if g == last else str(g), c) for g, c in enumerate(SEVERITY_COLOURS)]
+    return items + ([(NOT_ASSESSABLE_TEXT, NOT_ASSESSABLE_COLOUR)] if with_na else [])
 
 
-def _legend_width(style: _Style) -> int:
+def _legend_width(style: _Style, with_na: bool) -> int:
     s = style.cap
     width = _text_width(_LEGEND_TEXT, style) + s
-    for label, _ in _legend_items():
+    for label, _ in _legend_items(with_na):
         width += s + max(2, s // 4) + _text_width(label, style) + s
     return width - s
 
 
-def _draw_legend(canvas: np.ndarray, x: int, y: int, style: _Style) -> None:
-    """The colour key, from ``x`` on the baseline ``y``."""
+def _draw_legend(canvas: np.ndarray, x: int, y: int, style: _Style, with_na: bool) -> None:
+    """The colour key, from ``x`` on the baseline ``y``; with "n/a" when a joint is not
+    assessable."""
     _put_text(canvas, _LEGEND_TEXT, (x, y), style, _WHITE)
     s = style.cap
     x += _text_width(_LEGEND_TEXT, style) + s
-    for label, colour in _legend_items():
+    for label, colour in _legend_items(with_na):
         cv2.rectangle(canvas, (x, y - s), (x + s, y), _BLACK, max(2, style.outline))
         cv2.rectangle(canvas, (x, y - s), (x + s, y), colour, -1)
         x += s + max(2, s // 4)
@@ -276,7 +353,8 @@ def _draw_banner(canvas: np.ndarray, result: ScoringResult, boxes: Sequence[Rect
     avail = cols - 2 * pad
     title_style = _fit(BANNER_TITLE, _style(short * _BANNER_TITLE_CAP), avail)
     line_style = _style(short * _BANNER_LINE_CAP)
-    while _legend_width(line_style) > avail and line_style.cap > _MIN_CAP_PX:
+    with_na = bool(result.not_assessable)
+    while _legend_width(line_style, with_na) > avail and line_style.cap > _MIN_CAP_PX:
         line_style = _style(line_style.cap * 0.9)
     totals, about = _banner_parts(result)
     lines = _wrap(totals, "  |  ", line_style, avail) + _wrap(about, " ", line_style, avail)
@@ -284,7 +362,7 @@ def _draw_banner(canvas: np.ndarray, result: ScoringResult, boxes: Sequence[Rect
         line_style = _fit(line, line_style, avail)
     # The key goes right of the title when there is room, else on a line of its own.
     gap = 2 * title_style.cap
-    legend_width = _legend_width(line_style)
+    legend_width = _legend_width(line_style, with_na)
     key_beside_title = _text_width(BANNER_TITLE, title_style) + gap + legend_width <= avail
     count = len(lines) + (0 if key_beside_title else 1)
     line_height = line_style.cap + line_style.descent + line_style.line_gap
@@ -302,13 +380,13 @@ def _draw_banner(canvas: np.ndarray, result: ScoringResult, boxes: Sequence[Rect
     y = banner[1] + pad + title_style.cap
     _put_text(canvas, BANNER_TITLE, (x, y), title_style, _BANNER_TITLE)
     if key_beside_title:
-        _draw_legend(canvas, cols - pad - legend_width, y, line_style)
+        _draw_legend(canvas, cols - pad - legend_width, y, line_style, with_na)
     y += title_style.descent + line_style.line_gap + line_style.cap
     for line in lines:
         _put_text(canvas, line, (x, y), line_style, _WHITE)
         y += line_height
     if not key_beside_title:
-        _draw_legend(canvas, x, y, line_style)
+        _draw_legend(canvas, x, y, line_style, with_na)
     return banner
 
 
@@ -425,11 +503,16 @@ def _render(source: Dataset, result: ScoringResult) -> tuple[np.ndarray, Overlay
 
     line = max(2, round(short * 0.0016))
     outline = max(1, round(line / 2))
+    dash = max(4, round(short * 0.006))
     for joint, (x0, y0, x1, y1) in zip(result.joints, boxes, strict=True):
         colour = severity_colour(joint)
         # Dark edges either side of the coloured line keep it visible on white bone.
-        cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), _BLACK, line + 2 * outline)
-        cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), colour, line)
+        if joint.assessable:
+            cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), _BLACK, line + 2 * outline)
+            cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), colour, line)
+        else:  # dashed: found, but not graded
+            _dashed_rectangle(canvas, (x0, y0, x1, y1), _BLACK, line + 2 * outline, dash)
+            _dashed_rectangle(canvas, (x0, y0, x1, y1), colour, line, dash)
 
     style = _style(short * _LABEL_CAP)
     pad = max(2, round(style.cap * 0.3))
@@ -438,7 +521,7 @@ def _render(source: Dataset, result: ScoringResult) -> tuple[np.ndarray, Overlay
     leaders: list[tuple[int, int, int, int] | None] = []
     for joint, box in zip(result.joints, boxes, strict=True):
         name = joint.joint
-        grades = f"J{joint.jsn} E{joint.erosion}"
+        grades = joint_grades_text(joint)
         width = max(_text_width(name, style), _text_width(grades, style)) + 2 * pad
         height = 2 * style.cap + style.descent + style.line_gap + 2 * pad
         rect = _place_label(box, (width, height), gap, boxes, labels, [banner], rows, cols)

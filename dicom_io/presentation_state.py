@@ -3,7 +3,10 @@
 Where the overlay Secondary Capture burns the scores into a copy of the image, the presentation
 state draws them over the original: each joint's box as a closed POLYLINE and its label with
 the JSN and erosion grades as text, in one graphic layer (``RASCORE``) that a viewer can switch
-on and off, with a note that the scores are not for diagnostic use and the totals. It carries
+on and off, with a note that the scores are not for diagnostic use and the totals. A joint the
+model will not grade is drawn in a layer of its own (``RASCORE_NA``, grey, dashed lines) with
+"n/a" as its text, and the note names it with its reason and says how many joints the totals
+cover. It carries
 the source's Modality LUT, VOI (window or VOI LUT; a histogram window when the source has none,
 as :mod:`dicom_io.reading` does) and a Presentation LUT Shape that keeps bone bright for
 MONOCHROME1, so the image looks as it was meant to whether or not a viewer applies the state.
@@ -37,9 +40,11 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicom_io.overlay import (
     NO_JOINTS_TEXT,
+    NOT_ASSESSABLE_TEXT,
     hand_summaries,
     image_summary,
     label_is_apart,
+    not_assessable_summary,
     place_labels,
 )
 from dicom_io.reading import read_radiograph
@@ -48,6 +53,7 @@ from dicom_io.results import JointResult, ScoringResult
 __all__ = [
     "CONTENT_LABEL",
     "GRAPHIC_LAYER",
+    "NOT_ASSESSABLE_LAYER",
     "SERIES_DESCRIPTION",
     "box_polyline",
     "build_gsps",
@@ -55,6 +61,8 @@ __all__ = [
 ]
 
 GRAPHIC_LAYER = "RASCORE"
+#: the joints found but not graded, apart so that they never pass for scored ones
+NOT_ASSESSABLE_LAYER = "RASCORE_NA"
 CONTENT_LABEL = "RASCORE_SCORES"
 SERIES_DESCRIPTION = "RA joint scores annotations - NOT FOR DIAGNOSTIC USE"
 
@@ -64,6 +72,7 @@ _TEXT_HEIGHT = 0.016
 _NOTES_BOTTOM = 0.12
 
 _LAYER_COLOUR = CIELabColor.from_rgb(255, 225, 0)  # yellow: visible on bone and on black
+_NA_LAYER_COLOUR = CIELabColor.from_rgb(200, 200, 200)  # light grey, as the overlay's n/a
 
 
 def box_polyline(box: Sequence[int], rows: int, columns: int) -> np.ndarray:
@@ -81,15 +90,40 @@ def box_polyline(box: Sequence[int], rows: int, columns: int) -> np.ndarray:
 
 
 def joint_text(joint: JointResult) -> str:
-    """The text shown beside a joint's box, e.g. ``"R_PIP3 JSN 2 ERO 1"``."""
+    """The text shown beside a joint's box, e.g. ``"R_PIP3 JSN 2 ERO 1"``, or
+    ``"R_PIP3 n/a"`` for a joint that is not assessable (the note gives the reason)."""
+    if not joint.assessable:
+        return f"{joint.label} {NOT_ASSESSABLE_TEXT}"
     return f"{joint.label} JSN {joint.jsn} ERO {joint.erosion}"
+
+
+def _dashed(graphic: GraphicObject) -> GraphicObject:
+    """The outline drawn dashed (Line Style Sequence, PS3.3 C.10.5), for viewers that know it;
+    the layer's grey tells the others."""
+    grey = [int(v) for v in _NA_LAYER_COLOUR.value]
+    style = Dataset()
+    style.PatternOnColorCIELabValue = grey
+    style.PatternOnOpacity = 1.0
+    style.LineThickness = 2.0  # display pixels
+    style.LineDashingStyle = "DASHED"
+    style.LinePattern = 0xFF00FF00  # 8 on, 8 off
+    style.ShadowStyle = "OFF"
+    style.ShadowOffsetX = 0.0
+    style.ShadowOffsetY = 0.0
+    style.ShadowColorCIELabValue = [int(v) for v in CIELabColor.from_rgb(0, 0, 0).value]
+    style.ShadowOpacity = 0.0
+    graphic.LineStyleSequence = [style]
+    return graphic
+
+
+#: per layer: (graphic objects, text objects)
+_Annotations = dict[str, tuple[list[GraphicObject], list[TextObject]]]
 
 
 def _joint_annotations(
     result: ScoringResult, rows: int, columns: int
-) -> tuple[list[GraphicObject], list[TextObject], list[GraphicGroup]]:
-    graphics: list[GraphicObject] = []
-    texts: list[TextObject] = []
+) -> tuple[_Annotations, list[GraphicGroup]]:
+    annotations: _Annotations = {GRAPHIC_LAYER: ([], []), NOT_ASSESSABLE_LAYER: ([], [])}
     groups: list[GraphicGroup] = []
     outlines = [box_polyline(joint.box, rows, columns) for joint in result.joints]
     strings = [joint_text(joint) for joint in result.joints]
@@ -116,14 +150,14 @@ def _joint_annotations(
             number, joint.label, description=f"{joint.label}: box and scores of the joint"
         )
         groups.append(group)
-        graphics.append(
-            GraphicObject(
-                graphic_type=GraphicTypeValues.POLYLINE,
-                graphic_data=outline,
-                units=AnnotationUnitsValues.PIXEL,
-                graphic_group=group,
-            )
+        graphics, texts = annotations[GRAPHIC_LAYER if joint.assessable else NOT_ASSESSABLE_LAYER]
+        graphic = GraphicObject(
+            graphic_type=GraphicTypeValues.POLYLINE,
+            graphic_data=outline,
+            units=AnnotationUnitsValues.PIXEL,
+            graphic_group=group,
         )
+        graphics.append(graphic if joint.assessable else _dashed(graphic))
         # A text set apart from its box points at it (the viewer draws the line).
         box = rects[number - 1]
         apart = label_is_apart(place, box, gap)
@@ -140,7 +174,7 @@ def _joint_annotations(
                 graphic_group=group,
             )
         )
-    return graphics, texts, groups
+    return annotations, groups
 
 
 def _notes(result: ScoringResult) -> list[TextObject]:
@@ -154,6 +188,9 @@ def _notes(result: ScoringResult) -> list[TextObject]:
         "Sharp/van der Heijde grades per joint: JSN = joint space narrowing (0-4), "
         "ERO = erosion (0-5)",
     ]
+    unscored = not_assessable_summary(result)
+    if unscored:
+        lines.insert(2, f"{unscored} - left out of the totals")
     top, step = 0.01, (_NOTES_BOTTOM - 0.01) / len(lines)
     notes = []
     for i, line in enumerate(lines):
@@ -305,13 +342,34 @@ def build_gsps(
         description="rascore joint scores - NOT FOR DIAGNOSTIC USE",
         display_color=_LAYER_COLOUR,
     )
-    graphics, texts, groups = _joint_annotations(result, rows, columns)
-    annotation = GraphicAnnotation(
-        referenced_images=[source],
-        graphic_layer=layer,
-        graphic_objects=graphics or None,
-        text_objects=[*texts, *_notes(result)],
-    )
+    per_layer, groups = _joint_annotations(result, rows, columns)
+    graphics, texts = per_layer[GRAPHIC_LAYER]
+    layers = [layer]
+    annotations = [
+        GraphicAnnotation(
+            referenced_images=[source],
+            graphic_layer=layer,
+            graphic_objects=graphics or None,
+            text_objects=[*texts, *_notes(result)],
+        )
+    ]
+    na_graphics, na_texts = per_layer[NOT_ASSESSABLE_LAYER]
+    if na_graphics:
+        na_layer = GraphicLayer(
+            layer_name=NOT_ASSESSABLE_LAYER,
+            order=2,
+            description="rascore joints found but not assessable (not scored)",
+            display_color=_NA_LAYER_COLOUR,
+        )
+        layers.append(na_layer)
+        annotations.append(
+            GraphicAnnotation(
+                referenced_images=[source],
+                graphic_layer=na_layer,
+                graphic_objects=na_graphics,
+                text_objects=na_texts,
+            )
+        )
     modality_lut_sequence = None
     if "ModalityLUTSequence" in source and "RescaleSlope" not in source:
         modality_lut_sequence = copy.deepcopy(source.ModalityLUTSequence)
@@ -328,8 +386,8 @@ def build_gsps(
         device_serial_number=None,  # type: ignore[arg-type]  # Type 3: absent
         content_label=CONTENT_LABEL,
         content_description="RA joint scores (SvdH) - NOT FOR DIAGNOSTIC USE",
-        graphic_annotations=[annotation],
-        graphic_layers=[layer],
+        graphic_annotations=annotations,
+        graphic_layers=layers,
         graphic_groups=groups or None,
         voi_lut_transformations=[_voi(source)],
         presentation_lut_transformation=_presentation_lut(source),
@@ -343,4 +401,6 @@ def build_gsps(
     if "BodyPartExamined" in source:
         pr.BodyPartExamined = source.BodyPartExamined
     pr.GraphicLayerSequence[0].GraphicLayerRecommendedDisplayGrayscaleValue = 0xFFFF
+    if len(pr.GraphicLayerSequence) > 1:  # the not-assessable layer: mid grey on a grey display
+        pr.GraphicLayerSequence[1].GraphicLayerRecommendedDisplayGrayscaleValue = 0xA000
     return pr

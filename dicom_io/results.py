@@ -1,6 +1,11 @@
 """The plain result structure that the result objects (SR, overlay SC, GSPS) are built from.
 
 dicom_io knows nothing of the scoring code: the worker fills these from the scorer's output.
+
+A joint the model will not grade (unlike the images it was trained on, or too unsure) keeps its
+place and box but has no grades: ``assessable`` is False, ``jsn``/``erosion`` are None and
+``reason`` says why. The totals cover the assessable joints only, and every object that shows a
+total says how many joints it covers, so a total over 14 joints is never read as one over 20.
 """
 
 from __future__ import annotations
@@ -9,22 +14,27 @@ from dataclasses import dataclass
 
 JSN_GRADES = 5  #: Sharp/van der Heijde joint space narrowing 0–4
 EROSION_GRADES = 6  #: Sharp/van der Heijde erosion 0–5
+JOINTS_PER_HAND = 10  #: thumb IP, PIP2–5, MCP1–5 (DESIGN.md, Joint labels)
 NOT_FOR_DIAGNOSTIC_USE = (
     "NOT FOR DIAGNOSTIC USE. Scores by an algorithm trained on synthetic phantoms; "
     "a site must retrain and validate it on its own labelled images before clinical use."
 )
+NOT_ASSESSABLE = "not assessable"
 
 
 @dataclass(frozen=True)
 class JointResult:
-    """One scored joint on the source image."""
+    """One found joint on the source image, graded or (``assessable`` False) not."""
 
     label: str  #: ``{side}_{joint}``, e.g. ``R_PIP3`` (DESIGN.md, Joint labels)
     box: tuple[int, int, int, int]  #: source-image pixels: x (column), y (row), width, height
-    jsn: int
-    erosion: int
-    jsn_probs: tuple[float, ...]  #: JSN_GRADES class probabilities
-    erosion_probs: tuple[float, ...]  #: EROSION_GRADES class probabilities
+    jsn: int | None  #: None exactly when the joint is not assessable
+    erosion: int | None
+    #: JSN_GRADES class probabilities; a joint that is not assessable may have none
+    jsn_probs: tuple[float, ...]
+    erosion_probs: tuple[float, ...]  #: EROSION_GRADES class probabilities (or none)
+    assessable: bool = True
+    reason: str = ""  #: why the joint is not assessable, e.g. "model unsure"
 
     @property
     def side(self) -> str:
@@ -33,6 +43,11 @@ class JointResult:
     @property
     def joint(self) -> str:
         return self.label.split("_", 1)[1]
+
+    @property
+    def why_not(self) -> str:
+        """The reason as shown to a reader: never empty for a joint that is not assessable."""
+        return self.reason or "no reason given"
 
 
 @dataclass(frozen=True)
@@ -55,16 +70,47 @@ class ScoringResult:
 
     @property
     def total_jsn(self) -> int:
-        return sum(j.jsn for j in self.joints)
+        """Sum over the assessable joints only: read it with :attr:`joints_scored`."""
+        return sum(j.jsn for j in self.joints if j.assessable and j.jsn is not None)
 
     @property
     def total_erosion(self) -> int:
-        return sum(j.erosion for j in self.joints)
+        return sum(j.erosion for j in self.joints if j.assessable and j.erosion is not None)
+
+    @property
+    def joints_scored(self) -> int:
+        """How many joints the totals cover."""
+        return sum(1 for j in self.joints if j.assessable)
+
+    @property
+    def not_assessable(self) -> tuple[JointResult, ...]:
+        return tuple(j for j in self.joints if not j.assessable)
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The hands the joints belong to, in the order first met."""
+        return tuple(dict.fromkeys(j.side for j in self.joints))
+
+    @property
+    def joints_expected(self) -> int:
+        """Ten per hand found: what the totals would cover if every joint were scored."""
+        return JOINTS_PER_HAND * len(self.sides)
 
     def hand_totals(self) -> dict[str, tuple[int, int]]:
-        """(JSN, erosion) totals per side present, e.g. ``{"R": (12, 3)}``."""
+        """(JSN, erosion) totals over the assessable joints of each side present, e.g.
+        ``{"R": (12, 3)}``; a side whose joints are all not assessable totals (0, 0)."""
         totals: dict[str, tuple[int, int]] = {}
         for joint in self.joints:
             jsn, erosion = totals.get(joint.side, (0, 0))
-            totals[joint.side] = (jsn + joint.jsn, erosion + joint.erosion)
+            if joint.assessable:
+                jsn += joint.jsn or 0
+                erosion += joint.erosion or 0
+            totals[joint.side] = (jsn, erosion)
         return totals
+
+    def hand_joints_scored(self) -> dict[str, int]:
+        """How many joints each side's totals cover."""
+        counts = dict.fromkeys(self.sides, 0)
+        for joint in self.joints:
+            counts[joint.side] += joint.assessable
+        return counts

@@ -11,8 +11,13 @@ out as IHE AI Results (AIR) asks:
   a UID), the finding site (the coded joint with its laterality), the joint's box as a closed
   5-point POLYLINE of (column, row) points on the source image, the JSN and erosion grades as
   coded qualitative evaluations and the class probabilities of both networks as measurements;
+* a joint the model will not grade keeps its group, region and finding site, but both
+  sub-scores have the coded value "Not assessable" instead of a grade, and the reason follows as
+  a TEXT qualitative evaluation (its class probabilities, if the model gave any, stay as they
+  are: they are what the model said, not a grade);
 * one TID 1501 group per hand (finding site Hand with laterality) and one for the image, with
-  the SvdH JSN and erosion totals and the number of joints scored;
+  the SvdH JSN and erosion totals over the assessable joints, the number of joints they cover
+  ("Number of joints scored") and the number left out as not assessable;
 * TID 4019 algorithm identification (name, version, manufacturer) in every group;
 * a TID 1500 "Qualitative Evaluations" container with the not-for-diagnostic-use comment;
 * the algorithm in the Contributing Equipment Sequence (purpose: Processing Equipment;
@@ -78,6 +83,7 @@ from dicom_io import codes
 from dicom_io.results import (
     EROSION_GRADES,
     JSN_GRADES,
+    NOT_ASSESSABLE,
     NOT_FOR_DIAGNOSTIC_USE,
     JointResult,
     ModelInfo,
@@ -151,8 +157,10 @@ def build_sr(
     ] = []
     for joint in result.joints:
         groups.append(_joint_group(joint, algorithm, region_source, tracking_uid(joint.label)))
+    scored_by_side = result.hand_joints_scored()
     for side, (jsn, erosion) in sorted(result.hand_totals().items()):
-        n = sum(1 for j in result.joints if j.side == side)
+        n = scored_by_side[side]
+        not_assessable = sum(1 for j in result.not_assessable if j.side == side)
         identifier = _HAND_TOTALS_ID.format(side=side)
         groups.append(
             MeasurementsAndQualitativeEvaluations(
@@ -165,6 +173,7 @@ def build_sr(
                     _measurement(codes.TOTAL_JSN_HAND, jsn),
                     _measurement(codes.TOTAL_EROSION_HAND, erosion),
                     _measurement(codes.NUMBER_OF_JOINTS, n),
+                    _measurement(codes.NUMBER_NOT_ASSESSABLE, not_assessable),
                 ],
                 source_images=[group_source],
             )
@@ -179,7 +188,8 @@ def build_sr(
                 measurements=[
                     _measurement(codes.TOTAL_JSN_IMAGE, result.total_jsn),
                     _measurement(codes.TOTAL_EROSION_IMAGE, result.total_erosion),
-                    _measurement(codes.NUMBER_OF_JOINTS, len(result.joints)),
+                    _measurement(codes.NUMBER_OF_JOINTS, result.joints_scored),
+                    _measurement(codes.NUMBER_NOT_ASSESSABLE, len(result.not_assessable)),
                 ],
                 source_images=[group_source],
             )
@@ -231,10 +241,28 @@ def _validate(source: Dataset, result: ScoringResult) -> None:
         if joint.label in seen:
             raise ValueError(f"joint {joint.label} appears twice")
         seen.add(joint.label)
-        if not 0 <= joint.jsn < JSN_GRADES or not 0 <= joint.erosion < EROSION_GRADES:
-            raise ValueError(f"{joint.label}: grades out of range ({joint.jsn}, {joint.erosion})")
-        if len(joint.jsn_probs) != JSN_GRADES or len(joint.erosion_probs) != EROSION_GRADES:
-            raise ValueError(f"{joint.label}: need {JSN_GRADES} + {EROSION_GRADES} probabilities")
+        probabilities = (len(joint.jsn_probs), len(joint.erosion_probs))
+        if joint.assessable:
+            if (
+                joint.jsn is None
+                or joint.erosion is None
+                or not 0 <= joint.jsn < JSN_GRADES
+                or not 0 <= joint.erosion < EROSION_GRADES
+            ):
+                raise ValueError(
+                    f"{joint.label}: grades out of range ({joint.jsn}, {joint.erosion})"
+                )
+            if probabilities != (JSN_GRADES, EROSION_GRADES):
+                raise ValueError(
+                    f"{joint.label}: need {JSN_GRADES} + {EROSION_GRADES} probabilities"
+                )
+        else:
+            if joint.jsn is not None or joint.erosion is not None:
+                raise ValueError(f"{joint.label}: {NOT_ASSESSABLE}, yet graded")
+            if probabilities not in ((0, 0), (JSN_GRADES, EROSION_GRADES)):
+                raise ValueError(
+                    f"{joint.label}: need {JSN_GRADES} + {EROSION_GRADES} probabilities or none"
+                )
         if not all(0.0 <= p <= 1.0 for p in (*joint.jsn_probs, *joint.erosion_probs)):
             raise ValueError(f"{joint.label}: probabilities must lie in [0, 1]")
         x, y, w, h = joint.box
@@ -254,14 +282,31 @@ def _joint_group(
 ) -> PlanarROIMeasurementsAndQualitativeEvaluations:
     x, y, w, h = joint.box
     polyline = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]], dtype=np.float64)
-    probabilities = [
-        _measurement(code, float(p))
-        for code, p in zip(codes.JSN_PROB_CODES, joint.jsn_probs, strict=True)
-    ] + [
-        _measurement(code, float(p))
-        for code, p in zip(codes.EROSION_PROB_CODES, joint.erosion_probs, strict=True)
-    ]
-    return PlanarROIMeasurementsAndQualitativeEvaluations(
+    # none for a joint that is not assessable and that the model gave no probabilities for
+    probabilities = (
+        [
+            _measurement(code, float(p))
+            for code, p in zip(codes.JSN_PROB_CODES, joint.jsn_probs, strict=True)
+        ]
+        + [
+            _measurement(code, float(p))
+            for code, p in zip(codes.EROSION_PROB_CODES, joint.erosion_probs, strict=True)
+        ]
+        if joint.jsn_probs
+        else []
+    )
+    if joint.assessable:
+        assert joint.jsn is not None and joint.erosion is not None  # _validate
+        evaluations = [
+            QualitativeEvaluation(codes.JSN, codes.JSN_GRADE_CODES[joint.jsn]),
+            QualitativeEvaluation(codes.EROSION, codes.EROSION_GRADE_CODES[joint.erosion]),
+        ]
+    else:
+        evaluations = [
+            QualitativeEvaluation(codes.JSN, codes.NOT_ASSESSABLE),
+            QualitativeEvaluation(codes.EROSION, codes.NOT_ASSESSABLE),
+        ]
+    group = PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=uid, identifier=joint.label),
         referenced_region=ImageRegion(
             graphic_type=GraphicTypeValues.POLYLINE,
@@ -272,12 +317,20 @@ def _joint_group(
         finding_sites=[
             FindingSite(codes.JOINT_SITES[joint.joint], laterality=codes.LATERALITY[joint.side])
         ],
-        qualitative_evaluations=[
-            QualitativeEvaluation(codes.JSN, codes.JSN_GRADE_CODES[joint.jsn]),
-            QualitativeEvaluation(codes.EROSION, codes.EROSION_GRADE_CODES[joint.erosion]),
-        ],
-        measurements=probabilities,
+        qualitative_evaluations=evaluations,
+        measurements=probabilities or None,
     )
+    if not joint.assessable and joint.reason:
+        # Free text is a TID 1501/1410 qualitative evaluation too; highdicom takes coded
+        # ones only, so it is appended to the group container.
+        group[0].ContentSequence.append(
+            TextContentItem(
+                name=codes.NOT_ASSESSABLE_REASON,
+                value=joint.reason,
+                relationship_type=RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return group
 
 
 def _measurement_report(
@@ -385,8 +438,11 @@ def _int(item: Dataset, where: str) -> int:
     return int(value)
 
 
-def _grade(item: Dataset, grade_codes: Sequence[Code], where: str) -> int:
+def _grade(item: Dataset, grade_codes: Sequence[Code], where: str) -> int | None:
+    """The grade of a coded sub-score, or None where it says "Not assessable"."""
     value = _code_value(item)
+    if value == codes.NOT_ASSESSABLE:
+        return None
     for grade, code in enumerate(grade_codes):
         if value == code:
             return grade
@@ -414,8 +470,8 @@ def read_sr(ds: Dataset) -> ScoringResult:
         )
 
     joints: list[JointResult] = []
-    hands: dict[str, tuple[int, int, int]] = {}
-    image_totals: tuple[int, int, int] | None = None
+    hands: dict[str, _Totals] = {}
+    image_totals: _Totals | None = None
     for container in _find(root_items, dcm_codes.DCM.ImagingMeasurements, "CONTAINER"):
         for group in _find(_children(container), dcm_codes.DCM.MeasurementGroup, "CONTAINER"):
             items = _children(group)
@@ -517,8 +573,18 @@ def _read_joint(items: Sequence[Dataset], label: str, source_uid: str) -> JointR
 
     jsn = _grade(_one(items, codes.JSN, "CODE", label), codes.JSN_GRADE_CODES, label)
     erosion = _grade(_one(items, codes.EROSION, "CODE", label), codes.EROSION_GRADE_CODES, label)
-    jsn_probs = tuple(_num(_one(items, c, "NUM", label)) for c in codes.JSN_PROB_CODES)
-    erosion_probs = tuple(_num(_one(items, c, "NUM", label)) for c in codes.EROSION_PROB_CODES)
+    if (jsn is None) != (erosion is None):
+        raise SRFormatError(f"{label}: one sub-score graded, the other {NOT_ASSESSABLE}")
+    assessable = jsn is not None
+    reasons = _find(items, codes.NOT_ASSESSABLE_REASON, "TEXT")
+    if len(reasons) > 1 or (assessable and reasons):
+        raise SRFormatError(f"{label}: unexpected reasons for {NOT_ASSESSABLE}")
+    prob_codes = (*codes.JSN_PROB_CODES, *codes.EROSION_PROB_CODES)
+    if assessable or any(_find(items, c, "NUM") for c in prob_codes):
+        jsn_probs = tuple(_num(_one(items, c, "NUM", label)) for c in codes.JSN_PROB_CODES)
+        erosion_probs = tuple(_num(_one(items, c, "NUM", label)) for c in codes.EROSION_PROB_CODES)
+    else:  # a joint the model gave no probabilities for
+        jsn_probs, erosion_probs = (), ()
     return JointResult(
         label=label,
         box=box,
@@ -526,6 +592,8 @@ def _read_joint(items: Sequence[Dataset], label: str, source_uid: str) -> JointR
         erosion=erosion,
         jsn_probs=jsn_probs,
         erosion_probs=erosion_probs,
+        assessable=assessable,
+        reason=str(reasons[0].TextValue) if reasons else "",
     )
 
 
@@ -543,29 +611,46 @@ def _box(points: np.ndarray, label: str) -> tuple[int, int, int, int]:
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
+#: (JSN total, erosion total, joints scored, joints not assessable) of a totals group
+_Totals = tuple[int, int, int, int]
+
+
 def _read_totals(
     items: Sequence[Dataset], jsn_code: Code, erosion_code: Code, where: str
-) -> tuple[int, int, int]:
+) -> _Totals:
+    # reports from before not-assessable joints existed have no such count: none were
+    not_assessable = _find(items, codes.NUMBER_NOT_ASSESSABLE, "NUM")
     return (
         _int(_one(items, jsn_code, "NUM", where), where),
         _int(_one(items, erosion_code, "NUM", where), where),
         _int(_one(items, codes.NUMBER_OF_JOINTS, "NUM", where), where),
+        _int(_one(items, codes.NUMBER_NOT_ASSESSABLE, "NUM", where), where)
+        if not_assessable
+        else 0,
     )
 
 
 def _check_totals(
     result: ScoringResult,
-    hands: dict[str, tuple[int, int, int]],
-    image_totals: tuple[int, int, int] | None,
+    hands: dict[str, _Totals],
+    image_totals: _Totals | None,
 ) -> None:
+    scored = result.hand_joints_scored()
     expected_hands = {
-        side: (jsn, erosion, sum(1 for j in result.joints if j.side == side))
+        side: (jsn, erosion, scored[side], sum(1 for j in result.not_assessable if j.side == side))
         for side, (jsn, erosion) in result.hand_totals().items()
     }
     if hands != expected_hands:
         raise SRFormatError(f"hand totals {hands} disagree with the joints {expected_hands}")
     expected_image = (
-        (result.total_jsn, result.total_erosion, len(result.joints)) if result.joints else None
+        (
+            result.total_jsn,
+            result.total_erosion,
+            result.joints_scored,
+            len(result.not_assessable),
+        )
+        if result.joints
+        else None
     )
     if image_totals != expected_image:
         raise SRFormatError(

@@ -8,6 +8,7 @@ GSPS as one box polyline and one text per joint in a layer a viewer can switch o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -24,13 +25,24 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 
 from dicom_io.overlay import (
+    NOT_ASSESSABLE_COLOUR,
     SERIES_DESCRIPTION,
+    SEVERITY_COLOURS,
     OverlayLayout,
     build_overlay_sc,
+    hand_summaries,
+    image_summary,
+    joint_grades_text,
+    not_assessable_summary,
     overlay_layout,
     render_overlay,
 )
-from dicom_io.presentation_state import GRAPHIC_LAYER, build_gsps, joint_text
+from dicom_io.presentation_state import (
+    GRAPHIC_LAYER,
+    NOT_ASSESSABLE_LAYER,
+    build_gsps,
+    joint_text,
+)
 from dicom_io.reading import read_radiograph
 from dicom_io.results import (
     EROSION_GRADES,
@@ -129,6 +141,34 @@ def built(
     return build_and_save(source, phantom_file, result, tmp_path_factory.mktemp("results"))
 
 
+#: label → reason: the joints the ``built_partly`` result does not grade
+NOT_ASSESSABLE = {"R_PIP3": "model unsure", "L_MCP2": "unlike the training images", "R_IP": ""}
+
+
+def not_assessable(result: ScoringResult, reasons: dict[str, str]) -> ScoringResult:
+    """``result`` with the joints named in ``reasons`` not assessable (grades gone)."""
+    return dataclasses.replace(
+        result,
+        joints=tuple(
+            dataclasses.replace(
+                j, jsn=None, erosion=None, assessable=False, reason=reasons[j.label]
+            )
+            if j.label in reasons
+            else j
+            for j in result.joints
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def built_partly(
+    phantom_file: Path, truth: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    source = pydicom.dcmread(phantom_file)
+    result = not_assessable(result_from_truth(source, truth["joints"]), NOT_ASSESSABLE)
+    return build_and_save(source, phantom_file, result, tmp_path_factory.mktemp("partly"))
+
+
 @pytest.fixture(scope="module")
 def built_empty(phantom_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
     source = pydicom.dcmread(phantom_file)
@@ -156,7 +196,7 @@ def is_coloured(rgb: np.ndarray) -> np.ndarray:
 # --- validators --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("which", ["built", "built_empty"])
+@pytest.mark.parametrize("which", ["built", "built_empty", "built_partly"])
 def test_both_objects_pass_dciodvfy_and_dcentvfy(
     which: str,
     request: pytest.FixtureRequest,
@@ -497,3 +537,108 @@ def test_other_sources(
         data = np.frombuffer(lut.LUTData, "<u2")
         assert (int(data[0]), int(data[-1])) == (0, 65535)
         assert lut.LUTExplanation == "RAMP"
+
+
+# --- joints that are not assessable ----------------------------------------------------------
+
+
+def test_texts_say_n_a_and_how_many_joints_the_totals_cover(built_partly: Built) -> None:
+    result = built_partly.result
+    by_label = {j.label: j for j in result.joints}
+    assert joint_grades_text(by_label["R_PIP3"]) == "n/a"
+    assert joint_text(by_label["R_PIP3"]) == "R_PIP3 n/a"
+    graded = by_label["R_PIP2"]
+    assert joint_grades_text(graded) == f"J{graded.jsn} E{graded.erosion}"
+    hands = hand_summaries(result)
+    assert any(h.startswith("Right hand") and h.endswith("8 of 10 joints scored") for h in hands)
+    assert any(h.startswith("Left hand") and h.endswith("9 of 10 joints scored") for h in hands)
+    assert image_summary(result).endswith(", 17 of 20 joints scored")
+    assert f"JSN {result.total_jsn}," in image_summary(result)
+    assert result.total_jsn == sum(j.jsn or 0 for j in result.joints if j.assessable)
+    summary = not_assessable_summary(result)
+    assert summary.startswith("n/a = not assessable: ")
+    for label, reason in NOT_ASSESSABLE.items():
+        assert f"{reason or 'no reason given'} ({label})" in summary
+    graded_only = dataclasses.replace(
+        result, joints=tuple(j for j in result.joints if j.assessable)
+    )
+    assert not_assessable_summary(graded_only) == ""
+
+
+def has_swatch(rgb: np.ndarray, colour: tuple[int, int, int], side: int = 7) -> bool:
+    """Whether ``rgb`` holds a filled square of ``colour`` (a key swatch, not the odd
+    anti-aliased pixel of a text)."""
+    mask = np.all(rgb == np.array(colour, np.uint8), axis=2).astype(np.uint8)
+    return bool(cv2.erode(mask, np.ones((side, side), np.uint8)).any())
+
+
+def test_sc_draws_not_assessable_joints_dashed_and_grey(built_partly: Built) -> None:
+    pixels = built_partly.sc.pixel_array
+    grey = grey_render(built_partly.source)
+    layout = overlay_layout(built_partly.source, built_partly.result)
+    allowed = drawn_mask(grey.shape, layout)
+    changed = np.any(pixels != grey[:, :, None], axis=2)
+    assert not np.any(changed & ~allowed), "pixels changed away from boxes, labels and banner"
+    na_colour = np.all(pixels == np.array(NOT_ASSESSABLE_COLOUR, np.uint8), axis=2)
+    for joint, (x0, y0, x1, _) in zip(built_partly.result.joints, layout.boxes, strict=True):
+        top = slice(x0 + 2 * layout.stroke, x1 - 2 * layout.stroke)
+        if joint.assessable:
+            assert not na_colour[y0, top].any(), joint.label
+            continue
+        # Dashes: about half of the edge is drawn in light grey, the rest shows the image.
+        drawn = na_colour[y0, top].mean()
+        assert 0.25 < drawn < 0.75, (joint.label, drawn)
+        assert not is_coloured(pixels[y0, top]).mean() > 0.1, joint.label
+    # The banner's key has a swatch of the not-assessable grey beside the score colours.
+    x0, y0, x1, y1 = layout.banner
+    banner = pixels[y0:y1, x0:x1]
+    for colour in (NOT_ASSESSABLE_COLOUR, *SEVERITY_COLOURS):
+        assert has_swatch(banner, colour), colour
+    assert np.array_equal(render_overlay(built_partly.source, built_partly.result), pixels)
+
+
+def test_sc_of_graded_joints_has_no_n_a_key(built: Built) -> None:
+    x0, y0, x1, y1 = overlay_layout(built.source, built.result).banner
+    banner = built.sc.pixel_array[y0:y1, x0:x1]
+    assert has_swatch(banner, SEVERITY_COLOURS[0])
+    assert not has_swatch(banner, NOT_ASSESSABLE_COLOUR)
+
+
+def test_gsps_puts_not_assessable_joints_in_a_grey_dashed_layer(
+    built_partly: Built, tmp_path: Path
+) -> None:
+    pr, result = built_partly.gsps, built_partly.result
+    assert [layer.GraphicLayer for layer in pr.GraphicLayerSequence] == [
+        GRAPHIC_LAYER,
+        NOT_ASSESSABLE_LAYER,
+    ]
+    scored, na = pr.GraphicAnnotationSequence
+    assert (scored.GraphicLayer, na.GraphicLayer) == (GRAPHIC_LAYER, NOT_ASSESSABLE_LAYER)
+    graded = [j for j in result.joints if j.assessable]
+    unscored = [j for j in result.joints if not j.assessable]
+    assert len(scored.GraphicObjectSequence) == len(graded) == 17
+    assert "LineStyleSequence" not in scored.GraphicObjectSequence[0]
+    assert len(na.GraphicObjectSequence) == len(unscored) == 3
+    for joint, graphic in zip(unscored, na.GraphicObjectSequence, strict=True):
+        assert [float(v) for v in graphic.GraphicData] == pytest.approx(expected_outline(joint.box))
+        assert graphic.LineStyleSequence[0].LineDashingStyle == "DASHED"
+    assert [t.UnformattedTextValue for t in na.TextObjectSequence] == [
+        f"{j.label} n/a" for j in unscored
+    ]
+    pixel_texts = [
+        t.UnformattedTextValue
+        for t in scored.TextObjectSequence
+        if t.get("BoundingBoxAnnotationUnits") == "PIXEL"
+    ]
+    assert pixel_texts == [joint_text(j) for j in graded]
+    assert not any("n/a" in t or "None" in t for t in pixel_texts)
+    notes = " ".join(
+        t.UnformattedTextValue
+        for t in scored.TextObjectSequence
+        if t.get("BoundingBoxAnnotationUnits") == "DISPLAY"
+    )
+    assert "NOT FOR DIAGNOSTIC USE" in notes
+    assert "17 of 20 joints scored" in notes and "8 of 10 joints scored" in notes
+    assert "model unsure (R_PIP3)" in notes and "unlike the training images (L_MCP2)" in notes
+    assert "left out of the totals" in notes
+    assert_renders_as_reading(built_partly, tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -405,3 +406,175 @@ def test_read_refuses_tampered_totals_and_other_objects(scored: Any) -> None:
         read_sr(ds)
     with pytest.raises(SRFormatError):
         read_sr(pydicom.dcmread(source_path, stop_before_pixels=True))
+
+
+# --- joints that are not assessable -------------------------------------------------------
+
+#: label → (reason, whether the model's probabilities are kept)
+NOT_ASSESSABLE = {
+    "R_PIP3": ("model unsure", True),
+    "R_IP": ("model unsure", True),
+    "L_MCP2": ("unlike the training images", False),
+}
+
+
+def _not_assessable(result: ScoringResult) -> ScoringResult:
+    joints = []
+    for joint in result.joints:
+        if joint.label in NOT_ASSESSABLE:
+            reason, keep = NOT_ASSESSABLE[joint.label]
+            joint = dataclasses.replace(
+                joint,
+                jsn=None,
+                erosion=None,
+                assessable=False,
+                reason=reason,
+                jsn_probs=joint.jsn_probs if keep else (),
+                erosion_probs=joint.erosion_probs if keep else (),
+            )
+        joints.append(joint)
+    return dataclasses.replace(result, joints=tuple(joints))
+
+
+@pytest.fixture(scope="module")
+def partly(
+    scored: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Dataset, ScoringResult, Path]:
+    """(source file, source header, result with three joints not assessable, written SR)."""
+    source_path, source, result, _ = scored
+    result = _not_assessable(result)
+    out = tmp_path_factory.mktemp("sr-na") / "sr.dcm"
+    build_sr(source, result, sop_instance_uid=f"{ROOT}.2.1").save_as(out, enforce_file_format=True)
+    return source_path, source, result, out
+
+
+def _groups_by_label(ds: Dataset) -> dict[str, Dataset]:
+    groups = {}
+    for item in _walk(ds.ContentSequence):
+        if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeValue == "125007":
+            (tracking,) = [
+                c.TextValue
+                for c in item.ContentSequence
+                if c.ConceptNameCodeSequence[0].CodeMeaning == "Tracking Identifier"
+            ]
+            groups[tracking] = item
+    return groups
+
+
+def test_not_assessable_report_is_valid_and_round_trips(
+    partly: Any, assert_dciodvfy_clean: Checker
+) -> None:
+    source_path, _, result, path = partly
+    assert_dciodvfy_clean(path)
+    _dcentvfy(source_path, path)
+    output = _dsrdump(path)
+    assert output.count('"Measurement Group"') == 20 + 2 + 1  # every joint keeps its group
+    assert output.count('(NOT-ASSESSABLE,99RASCORE,"Not assessable")') == 2 * 3
+    assert output.count('"Reason the joint is not assessable")="model unsure"') == 2
+    assert '"Reason the joint is not assessable")="unlike the training images"' in output
+    back = read_sr(pydicom.dcmread(path))
+    assert back == result
+    na = {j.label: j for j in back.joints if not j.assessable}
+    assert set(na) == set(NOT_ASSESSABLE)
+    assert na["L_MCP2"].jsn is None and na["L_MCP2"].erosion is None
+    assert na["L_MCP2"].jsn_probs == () and na["L_MCP2"].reason == "unlike the training images"
+    assert len(na["R_PIP3"].jsn_probs) == JSN_GRADES and na["R_PIP3"].reason == "model unsure"
+
+
+def test_not_assessable_joint_keeps_region_and_site_but_no_grade(partly: Any) -> None:
+    _, source, result, path = partly
+    groups = _groups_by_label(pydicom.dcmread(path))
+    joint = next(j for j in result.joints if j.label == "L_MCP2")
+    group = groups["L_MCP2"]
+    by_meaning = {c.ConceptNameCodeSequence[0].CodeMeaning: c for c in group.ContentSequence}
+    x, y, w, h = joint.box
+    region = by_meaning["Image Region"]
+    assert [float(v) for v in region.GraphicData] == [
+        float(v) for v in (x, y, x + w, y, x + w, y + h, x, y + h, x, y)
+    ]
+    assert region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+        source.SOPInstanceUID
+    )
+    site = by_meaning["Finding Site"].ConceptCodeSequence[0]
+    assert (site.CodeValue, site.CodingSchemeDesignator) == ("289002", "SCT")
+    for score in ("SvdH joint space narrowing score", "SvdH erosion score"):
+        value = by_meaning[score].ConceptCodeSequence[0]
+        assert (value.CodeValue, value.CodeMeaning) == ("NOT-ASSESSABLE", "Not assessable")
+    assert by_meaning["Reason the joint is not assessable"].TextValue == (
+        "unlike the training images"
+    )
+    # no probabilities were given for this one, so none are reported; no grade anywhere
+    assert not [c for c in group.ContentSequence if c.ValueType == "NUM"]
+    assert "JSN-" not in str(group) and "ERO-" not in str(group)
+    graded = groups["R_PIP2"]
+    assert "NOT-ASSESSABLE" not in str(graded) and "Reason the joint" not in str(graded)
+
+
+def test_totals_cover_the_assessable_joints_and_say_how_many(partly: Any) -> None:
+    *_, result, path = partly
+    ds = pydicom.dcmread(path)
+    nums: dict[str, list[float]] = {}
+    for item in _walk(ds.ContentSequence):
+        if item.ValueType == "NUM":
+            meaning = item.ConceptNameCodeSequence[0].CodeMeaning
+            nums.setdefault(meaning, []).append(float(item.MeasuredValueSequence[0].NumericValue))
+    graded = [j for j in result.joints if j.assessable]
+    assert result.total_jsn == sum(j.jsn or 0 for j in graded)
+    left_jsn = sum(j.jsn or 0 for j in graded if j.side == "L")
+    right_erosion = sum(j.erosion or 0 for j in graded if j.side == "R")
+    assert nums["Total SvdH JSN score of hand"][0] == left_jsn
+    assert nums["Total SvdH erosion score of hand"][1] == right_erosion
+    assert nums["Total SvdH JSN score of image"] == [result.total_jsn]
+    assert nums["Number of joints scored"] == [9, 8, 17]  # L, R, image
+    assert nums["Number of joints not assessable"] == [1, 2, 3]
+    assert result.joints_scored == 17 and result.joints_expected == 20
+
+
+def test_build_refuses_guessed_or_missing_grades(partly: Any) -> None:
+    _, source, result, _ = partly
+    na = next(j for j in result.joints if not j.assessable)
+    graded = next(j for j in result.joints if j.assessable)
+    bad = [
+        dataclasses.replace(na, jsn=1),  # not assessable, yet graded
+        dataclasses.replace(graded, jsn=None),  # graded, yet without a grade
+        dataclasses.replace(na, jsn_probs=(), erosion_probs=(0.5, 0.5)),
+    ]
+    for joint in bad:
+        with pytest.raises(ValueError, match=joint.label):
+            build_sr(source, ScoringResult(result.source_sop_instance_uid, (joint,), MODEL))
+
+
+def test_read_refuses_half_graded_joints_and_tampered_counts(partly: Any) -> None:
+    *_, path = partly
+    ds = pydicom.dcmread(path)
+    group = _groups_by_label(ds)["R_PIP3"]
+    for item in group.ContentSequence:
+        if item.ConceptNameCodeSequence[0].CodeMeaning == "SvdH erosion score":
+            item.ConceptCodeSequence[0].CodeValue = "ERO-1"
+            item.ConceptCodeSequence[0].CodeMeaning = "SvdH erosion 1: discrete"
+    with pytest.raises(SRFormatError, match="R_PIP3"):
+        read_sr(ds)
+    ds = pydicom.dcmread(path)
+    for item in _walk(ds.ContentSequence):
+        if (
+            item.ValueType == "NUM"
+            and item.ConceptNameCodeSequence[0].CodeMeaning == "Number of joints not assessable"
+        ):
+            item.MeasuredValueSequence[0].NumericValue = "0"
+    with pytest.raises(SRFormatError, match="totals"):
+        read_sr(ds)
+
+
+def test_reports_without_not_assessable_counts_still_read(scored: Any) -> None:
+    """Reports written before joints could be not assessable have no such count."""
+    *_, result, path = scored
+    ds = pydicom.dcmread(path)
+    for item in _walk(ds.ContentSequence):
+        if "ContentSequence" in item:
+            item.ContentSequence = [
+                c
+                for c in item.ContentSequence
+                if c.ConceptNameCodeSequence[0].CodeMeaning != "Number of joints not assessable"
+            ]
+    assert "Number of joints not assessable" not in str(ds)
+    assert read_sr(ds) == result
