@@ -239,14 +239,44 @@ def score(
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option(help="Folder with DICOM files and truth.json.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Folder with DICOM files and truth.json.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     report: Annotated[
         Path | None, typer.Option(help="Write Markdown and the paper's Fig. 3 plots here.")
     ] = None,
     model: Annotated[Path | None, typer.Option(help="Model directory (default: built in).")] = None,
+    landmarks: Annotated[
+        Path | None,
+        typer.Option(help="Landmarks CSV of real pictures (image,landmark,name,x,y)."),
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Folder of the JPEG/PNG pictures of --landmarks.")
+    ] = None,
+    gallery: Annotated[
+        Path | None, typer.Option(help="With --landmarks: write a contact sheet (PNG).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="With --landmarks: train, validation or all.")] = "all",
+    laterality: Annotated[
+        str, typer.Option(help="With --landmarks: laterality told to the scorer (L, R or '').")
+    ] = "",
+    hand_side: Annotated[
+        str,
+        typer.Option(help="With --landmarks: the landmarked hands' side if known, for agreement."),
+    ] = "",
 ) -> None:
-    """The model against a labelled set: the paper's Table 3, detection and identity."""
+    """The model against a labelled set (the paper's Table 3, detection and identity), or
+    against real pictures with landmarks (--landmarks, --images)."""
+    if landmarks is not None or images is not None:
+        if data is not None or report is not None:
+            raise fail("--landmarks/--images go without --data and --report")
+        _evaluate_landmarks(
+            landmarks, images, json_output, model, gallery, split, laterality, hand_side
+        )
+        return
+    if data is None:
+        raise fail("give --data DIR, or --landmarks FILE.csv --images DIR")
     from worker.evaluating import evaluate_folder, markdown_table
 
     truth_path = data / "truth.json"
@@ -265,6 +295,65 @@ def evaluate(
         print(json.dumps(figures, indent=1))
     else:
         err.print(markdown_table(figures))
+
+
+def _evaluate_landmarks(
+    landmarks: Path | None,
+    images: Path | None,
+    json_output: bool,
+    model: Path | None,
+    gallery: Path | None,
+    split: str,
+    laterality: str,
+    hand_side: str,
+) -> None:
+    from worker.landmark_evaluating import (
+        LATERALITIES,
+        SPLITS,
+        evaluate_landmark_images,
+        load_landmarked,
+        readable_table,
+    )
+
+    if landmarks is None or images is None:
+        raise fail("--landmarks and --images go together")
+    if not landmarks.is_file():
+        raise fail(f"{landmarks}: no such file")
+    if not images.is_dir():
+        raise fail(f"{images}: no such folder")
+    if split not in SPLITS:
+        raise fail(f"--split must be one of {', '.join(SPLITS)}")
+    if laterality.upper() not in LATERALITIES or hand_side.upper() not in LATERALITIES:
+        raise fail("--laterality and --hand-side must be L, R or ''")
+    try:
+        selected = load_landmarked(landmarks, images, split)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    scorer = _scorer(model)
+    with Progress(console=err, transient=True) as progress:
+
+        def bar(name: str, total: int) -> Callable[[], None]:
+            task = progress.add_task(name, total=total)
+            return lambda: progress.advance(task)
+
+        try:
+            figures = evaluate_landmark_images(
+                scorer,
+                selected,
+                split,
+                laterality.upper(),
+                hand_side.upper(),
+                gallery,
+                bar,
+            )
+        except (OSError, ValueError) as exc:
+            raise fail(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
+    if json_output:
+        print(json.dumps(figures, indent=1))
+    else:
+        print(readable_table(figures), file=sys.stderr)
+    if gallery is not None:
+        err.print(f"gallery: {gallery}")
 
 
 @app.command()
