@@ -3,6 +3,11 @@
 A true joint is *detected* when a scored joint's box centre falls inside its box; the detected
 joint's *identity* is right when the labels agree. Scores are compared on detected joints, as the
 paper compared the joints its model found; per-radiograph totals sum everything each side gave.
+
+A joint the model found but would not grade (not assessable) counts as detected, and its
+identity is checked, but it has no grade to agree or disagree with: it is left out of the JSN
+and erosion figures, and of both sides' totals (the model's total says it covers only the joints
+it graded, so the truth's is taken over the same joints). ``not_assessable`` counts them.
 """
 
 from __future__ import annotations
@@ -28,8 +33,14 @@ class TrueJoint:
 class PredictedJoint:
     label: str
     box: tuple[float, float, float, float]
-    jsn: int
-    erosion: int
+    jsn: int | None  #: None when not assessable
+    erosion: int | None
+    assessable: bool = True
+    reason: str = ""  #: why not assessable
+
+
+def _graded(p: PredictedJoint) -> bool:
+    return p.assessable and p.jsn is not None and p.erosion is not None
 
 
 @dataclass
@@ -47,6 +58,7 @@ class _Pairs:
     ero_pred: list[int] = field(default_factory=list)
 
     def add(self, t: TrueJoint, p: PredictedJoint) -> None:
+        assert p.jsn is not None and p.erosion is not None  # graded joints only
         self.jsn_true.append(t.jsn)
         self.jsn_pred.append(p.jsn)
         self.ero_true.append(t.erosion)
@@ -104,7 +116,9 @@ def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
     identity = [0, 0]
     pairs = {"all": _Pairs(), "PIP/IP": _Pairs(), "MCP": _Pairs()}
     totals_true_jsn, totals_pred_jsn, totals_true_ero, totals_pred_ero = [], [], [], []
+    not_assessable: dict[str, int] = {}  # reason → joints found but not graded
     for image in images:
+        ungraded: list[TrueJoint] = []  # true joints whose match the model did not grade
         for t, p in _match(image):
             detected[t.joint_type][1] += 1
             if p is None:
@@ -112,12 +126,21 @@ def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
             detected[t.joint_type][0] += 1
             identity[1] += 1
             identity[0] += p.label == t.label
+            if not _graded(p):
+                ungraded.append(t)
+                continue
             pairs["all"].add(t, p)
             pairs["MCP" if t.joint_type == "MCP" else "PIP/IP"].add(t, p)
-        totals_true_jsn.append(sum(t.jsn for t in image.truth))
-        totals_pred_jsn.append(sum(p.jsn for p in image.predicted))
-        totals_true_ero.append(sum(t.erosion for t in image.truth))
-        totals_pred_ero.append(sum(p.erosion for p in image.predicted))
+        for p in image.predicted:
+            if not _graded(p):
+                reason = p.reason or "no reason given"
+                not_assessable[reason] = not_assessable.get(reason, 0) + 1
+        counted = [t for t in image.truth if not any(t is u for u in ungraded)]
+        graded = [p for p in image.predicted if _graded(p)]
+        totals_true_jsn.append(sum(t.jsn for t in counted))
+        totals_pred_jsn.append(sum(p.jsn or 0 for p in graded))
+        totals_true_ero.append(sum(t.erosion for t in counted))
+        totals_pred_ero.append(sum(p.erosion or 0 for p in graded))
 
     def rate(hit: int, total: int) -> float:
         return hit / total if total else float("nan")
@@ -148,6 +171,9 @@ def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
             "per_type": {k: rate(*v) for k, v in detected.items()},
             "identity_accuracy": rate(*identity),
         },
+        #: joints found but not graded (left out of the JSN and erosion figures), by reason
+        "not_assessable": sum(not_assessable.values()),
+        "not_assessable_reasons": dict(sorted(not_assessable.items())),
         "jsn": score_block("jsn", 5),
         "erosion": score_block("erosion", 6),
         "totals": {

@@ -88,3 +88,32 @@ def test_evaluation_counts_detection_identity_and_scores() -> None:
     assert figures["erosion"]["sensitivity"] == pytest.approx(1.0)
     assert figures["totals"]["jsn"] == {"true": [6], "predicted": [8]}
     assert figures["seconds_per_image"] == pytest.approx(0.05)
+
+
+def test_not_assessable_joints_are_found_but_left_out_of_the_agreement() -> None:
+    truth = [
+        _true("R_PIP2", 0, 2, 0),
+        _true("R_PIP3", 20, 3, 1),
+        _true("R_MCP2", 40, 4, 5, "MCP"),
+        _true("R_IP", 60, 1, 0, "IP"),
+    ]
+    predicted = [
+        _pred("R_PIP2", 0, 2, 0),
+        _pred("R_PIP3", 20, 0, 0),  # wrong by three grades
+        PredictedJoint("R_MCP2", (40, 1.0, 8.0, 8.0), None, None, False, "model unsure"),
+        PredictedJoint("R_PIP4", (60, 1.0, 8.0, 8.0), None, None, False, ""),  # wrong label
+    ]
+    figures = evaluate([ImageComparison(truth, predicted, seconds=0.05)])
+    # found and named (or misnamed) like any other joint ...
+    assert figures["detection"]["sensitivity"] == 1.0
+    assert figures["detection"]["per_type"] == {"PIP": 1.0, "IP": 1.0, "MCP": 1.0}
+    assert figures["detection"]["identity_accuracy"] == pytest.approx(3 / 4)
+    # ... but only the two graded joints are compared, and counted apart
+    assert figures["jsn"]["n"] == figures["erosion"]["n"] == 2
+    assert figures["jsn"]["pea"] == pytest.approx(1 / 2)
+    assert figures["jsn"]["per_type"]["MCP"]["n"] == 0
+    assert figures["not_assessable"] == 2
+    assert figures["not_assessable_reasons"] == {"model unsure": 1, "no reason given": 1}
+    # totals over the same joints on both sides: the truth leaves out what the model left out
+    assert figures["totals"]["jsn"] == {"true": [5], "predicted": [2]}
+    assert figures["totals"]["erosion"] == {"true": [1], "predicted": [0]}

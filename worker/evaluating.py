@@ -35,8 +35,16 @@ def evaluate_folder(
     comparisons = []
     for record in truth["images"]:
         scored = score_file(scorer, data / record["file"])
+        # a joint that is not assessable counts as found (and identified) but has no grades
         predicted = [
-            PredictedJoint(j.label, tuple(float(v) for v in j.box), j.jsn, j.erosion)  # type: ignore[arg-type]
+            PredictedJoint(
+                j.label,
+                tuple(float(v) for v in j.box),  # type: ignore[arg-type]
+                j.jsn if j.assessable else None,
+                j.erosion if j.assessable else None,
+                assessable=j.assessable,
+                reason=j.reason,
+            )
             for j in scored.score.joints
         ]
         seconds = (scored.timings_ms["total"] - scored.timings_ms.get("parse", 0.0)) / 1e3

@@ -1,5 +1,10 @@
 """Scoring a DICOM file: dicom_io reads it, scoring scores it, and the result goes to JSON or to
-the DICOM result objects. Used by ``rascore score``, ``rascore evaluate`` and the node."""
+the DICOM result objects. Used by ``rascore score``, ``rascore evaluate`` and the node.
+
+A joint the model will not grade goes everywhere as not assessable with its reason, never as a
+grade: null JSN and erosion in the JSON, "Not assessable" in the SR, "n/a" on the overlay; the
+totals cover the assessable joints and always say how many that is.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pydicom
 
 from dicom_io.reading import GreyscaleImage, read_radiograph
 from dicom_io.results import JointResult, ModelInfo, ScoringResult
-from scoring.pipeline import ImageScore, Scorer
+from scoring.pipeline import ImageScore, ScoredJoint, Scorer
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,66 @@ def scoring_result(scorer: Scorer, scored: ScoredFile) -> ScoringResult:
     return ScoringResult(
         source_sop_instance_uid=str(scored.dataset.SOPInstanceUID),
         joints=tuple(
-            JointResult(j.label, j.box, j.jsn, j.erosion, j.jsn_probs, j.erosion_probs)
+            JointResult(
+                label=j.label,
+                box=j.box,
+                jsn=j.jsn if j.assessable else None,
+                erosion=j.erosion if j.assessable else None,
+                jsn_probs=j.jsn_probs,
+                erosion_probs=j.erosion_probs,
+                assessable=j.assessable,
+                reason="" if j.assessable else j.reason,
+            )
             for j in scored.score.joints
         ),
         model=ModelInfo(bundle.name, bundle.version, bundle.device_uid),
     )
+
+
+def status_text(score: ImageScore) -> str:
+    """The scorer's status, explained where a bare phrase would not say enough."""
+    if score.status == "no hand found":
+        return "no hand found: no joint of a hand was detected in this image"
+    if score.status == "too few assessable joints":
+        return (
+            f"too few assessable joints: the model graded {score.joints_scored} of the "
+            f"{score.joints_expected} expected joints (the others were not found or not "
+            f"assessable), so the totals cover too little of the hand to stand for it"
+        )
+    return score.status
+
+
+def note(scorer: Scorer, score: ImageScore) -> str:
+    """What a reader of the scores must know: the model, not for diagnosis, what the totals
+    leave out."""
+    bundle = scorer.bundle
+    text = (
+        f"NOT FOR DIAGNOSTIC USE: scores by {bundle.name} {bundle.version}, a research model "
+        f"not validated on patients (see its model card)."
+    )
+    left_out = len(score.joints) - score.joints_scored
+    if left_out:
+        text += (
+            f" {left_out} joint{'s' if left_out != 1 else ''} not assessable "
+            f"{'are' if left_out != 1 else 'is'} reported with the reason and left out of "
+            f"the totals."
+        )
+    return text
+
+
+def joint_json(j: ScoredJoint) -> dict[str, Any]:
+    """One joint of ``rascore score --json``: null grades and a reason when not assessable."""
+    return {
+        "label": j.label,
+        "box": list(j.box),
+        "jsn": j.jsn if j.assessable else None,
+        "erosion": j.erosion if j.assessable else None,
+        "assessable": j.assessable,
+        "reason": None if j.assessable else j.reason,
+        "jsn_probs": list(j.jsn_probs),
+        "erosion_probs": list(j.erosion_probs),
+        "found_by": j.found_by,
+    }
 
 
 def as_json(scorer: Scorer, scored: ScoredFile) -> dict[str, Any]:
@@ -62,32 +122,28 @@ def as_json(scorer: Scorer, scored: ScoredFile) -> dict[str, Any]:
     score = scored.score
     out: dict[str, Any] = {
         "sop_instance_uid": str(scored.dataset.get("SOPInstanceUID", "")),
-        "status": score.status,
+        "status": status_text(score),
         "model": {
             "name": scorer.bundle.name,
             "version": scorer.bundle.version,
             "device_uid": scorer.bundle.device_uid,
         },
-        "joints": [
-            {
-                "label": j.label,
-                "box": list(j.box),
-                "jsn": j.jsn,
-                "erosion": j.erosion,
-                "jsn_probs": list(j.jsn_probs),
-                "erosion_probs": list(j.erosion_probs),
-                "found_by": j.found_by,
-            }
-            for j in score.joints
-        ],
-        "totals": {"jsn": score.total_jsn, "erosion": score.total_erosion},
+        "joints": [joint_json(j) for j in score.joints],
+        # over the assessable joints only: joints_scored says how many that is
+        "totals": {
+            "jsn": score.total_jsn,
+            "erosion": score.total_erosion,
+            "joints_scored": score.joints_scored,
+            "joints_expected": score.joints_expected,
+        },
         "hands": list(score.hands),
         "missing": list(score.missing),
+        "missing_reasons": {
+            label: score.missing_reasons.get(label, "not found") for label in score.missing
+        },
         "pixel_spacing_mm": score.spacing_mm,
         "pixel_spacing_assumed": score.spacing_assumed,
         "timings_ms": scored.timings_ms,
-        "note": "NOT FOR DIAGNOSTIC USE: model trained on synthetic phantoms.",
+        "note": note(scorer, score),
     }
-    if score.status == "no hand found":
-        out["status"] = "no hand found: no joint of a hand was detected in this image"
     return out
