@@ -1,4 +1,5 @@
-"""A model directory: cascade, joint layout, both networks and the model card.
+"""A model directory: a joint detector (keypoint network or cascade), joint layout, both
+scoring networks, what the networks saw in training (typicality), and the model card.
 
 The version and device UID come from a hash of the artefacts, so a retrained model can never
 pass for the old one: every score stored or sent names the exact weights that made it.
@@ -17,15 +18,23 @@ import torch
 
 from .cnn import JointNet, Task, build_net
 from .identify import HandTemplate
+from .typicality import Typicality
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
-ARTEFACTS = ("cascade.xml", "layout.json", "jsn.pt", "erosion.pt")
+#: every artefact a model may have, in hashing order; a model has the detector it names
+ARTEFACTS = ("cascade.xml", "keypoints.pt", "layout.json", "jsn.pt", "erosion.pt", "typicality.npz")
+REQUIRED = ("layout.json", "jsn.pt", "erosion.pt")
+DETECTOR_FILES = {"cascade": "cascade.xml", "keypoints": "keypoints.pt"}
 MODEL_NAME = "rascore-svdh-phantom"
 
 
 def content_hash(directory: Path) -> str:
+    """sha256 over the artefacts present (a model made before keypoints and typicality
+    existed keeps its hash)."""
     digest = hashlib.sha256()
     for name in ARTEFACTS:
+        if not (directory / name).is_file():
+            continue
         digest.update(name.encode())
         digest.update((directory / name).read_bytes())
     return digest.hexdigest()
@@ -57,10 +66,20 @@ class ModelBundle:
     template: HandTemplate
     jsn: JointNet
     erosion: JointNet
+    typicality: Typicality | None = None
+
+    @property
+    def detector_kind(self) -> str:
+        """ "keypoints" or "cascade" (models made before the keypoint detector)."""
+        return str(self.card.get("detector", {}).get("kind", "cascade"))
 
     @property
     def cascade_path(self) -> Path:
         return self.directory / "cascade.xml"
+
+    @property
+    def keypoints_path(self) -> Path:
+        return self.directory / "keypoints.pt"
 
     @property
     def name(self) -> str:
@@ -77,10 +96,16 @@ class ModelBundle:
     @classmethod
     def load(cls, directory: Path | None = None) -> ModelBundle:
         directory = Path(directory or DEFAULT_MODEL_DIR)
-        missing = [n for n in (*ARTEFACTS, "card.json") if not (directory / n).is_file()]
+        missing = [n for n in (*REQUIRED, "card.json") if not (directory / n).is_file()]
+        if not missing:
+            card = json.loads((directory / "card.json").read_text())
+            kind = str(card.get("detector", {}).get("kind", "cascade"))
+            detector = DETECTOR_FILES.get(kind)
+            if detector is None:
+                raise ValueError(f"model directory {directory}: unknown detector {kind!r}")
+            missing = [detector] if not (directory / detector).is_file() else []
         if missing:
             raise FileNotFoundError(f"model directory {directory} lacks {', '.join(missing)}")
-        card = json.loads((directory / "card.json").read_text())
         digest = content_hash(directory)
         if card.get("content_hash") != digest:
             raise ValueError(
@@ -92,4 +117,7 @@ class ModelBundle:
             HandTemplate.load(str(directory / "layout.json")),
             load_net("jsn", directory / "jsn.pt"),
             load_net("erosion", directory / "erosion.pt"),
+            Typicality.load(directory / "typicality.npz")
+            if (directory / "typicality.npz").is_file()
+            else None,
         )

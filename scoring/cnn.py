@@ -66,6 +66,20 @@ def to_tensor(clips: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def predict_with_features(net: JointNet, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N × classes) and the hidden layer's activations (N × HIDDEN)."""
+    if len(clips) == 0:
+        return np.zeros((0, net.classes), np.float32), np.zeros((0, HIDDEN), np.float32)
+    net.eval()
+    hidden = net.classifier[:-2](net.features(to_tensor(clips)))  # up to the ReLU
+    logits = net.classifier[-1](hidden)
+    return (
+        torch.softmax(logits, dim=1).numpy().astype(np.float32),
+        hidden.numpy().astype(np.float32),
+    )
+
+
+@torch.inference_mode()
 def predict(net: JointNet, clips: np.ndarray) -> np.ndarray:
     """Class probabilities, N×classes float32, in one batch."""
     if len(clips) == 0:

@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import ModelBundle
-from .cnn import INPUT_SIZE, predict
+from .cnn import INPUT_SIZE, predict_with_features
 from .crops import crop_joint
 from .detection import CascadeDetector, working_image
 from .identify import Detection, identify
-from .phantom.model import JOINT_NAMES, joint_type
+from .joints import JOINT_NAMES, joint_type
+from .keypoint_detection import find_hands, load_keypoint_net
+from .keypoints import KeypointNet
 
 #: assumed when the image carries no pixel spacing (typical of CR hand plates)
 FALLBACK_SPACING_MM = 0.15
@@ -85,13 +87,51 @@ class ImageScore:
         return 10 * len(self.hands)
 
 
+@dataclass(frozen=True)
+class _Located:
+    """A joint placed by a detector, before scoring."""
+
+    label: str
+    box: tuple[int, int, int, int]
+    confidence: float
+    found_by: str
+
+
+@dataclass
+class _Detected:
+    joints: list[_Located]
+    hands: tuple[str, ...]
+    missing: dict[str, str]  #: label → "not imaged" or "not found"
+    unplaced: tuple[tuple[int, int, int, int], ...]
+    spacing_mm: float
+    spacing_assumed: bool
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """When a joint is reported as not assessable instead of graded (stored in the card)."""
+
+    #: a keypoint peak below this height is too faint a finding to grade
+    min_detection: float = 0.3
+    #: a grade is given only when the network puts at least this much probability within one
+    #: grade of its answer (SvdH readers themselves agree within one grade, not exactly)
+    min_close_probability: float = 0.6
+
+
 class Scorer:
     """A loaded model, ready to score many images (load once per process)."""
 
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
-        settings = bundle.card.get("detector", {})
-        self.detector = CascadeDetector(bundle.cascade_path, **settings)
+        settings = dict(bundle.card.get("detector", {}))
+        self.abstention = Abstention(**bundle.card.get("abstention", {}))
+        self.keypoints: KeypointNet | None = None
+        self.detector: CascadeDetector | None = None
+        if bundle.detector_kind == "keypoints":
+            self.keypoints = load_keypoint_net(bundle.keypoints_path)
+        else:
+            settings.pop("kind", None)
+            self.detector = CascadeDetector(bundle.cascade_path, **settings)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Scorer:
@@ -100,12 +140,120 @@ class Scorer:
     def score(self, grey: np.ndarray, spacing_mm: float | None, laterality: str) -> ImageScore:
         timings: dict[str, float] = {}
         start = time.perf_counter()
+        if self.keypoints is not None:
+            detected = self._detect_keypoints(grey, spacing_mm, laterality)
+        else:
+            detected = self._detect_cascade(grey, spacing_mm, laterality, timings)
+        timings["detect"] = (time.perf_counter() - start) * 1e3 - timings.get("identify", 0.0)
+
+        start = time.perf_counter()
+        located = sorted(detected.joints, key=lambda j: _report_order(j.label))
+        clips = (
+            np.stack([crop_joint(grey, j.box, INPUT_SIZE) for j in located])
+            if located
+            else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
+        )
+        jsn_probs, jsn_features = predict_with_features(self.bundle.jsn, clips)
+        erosion_probs, erosion_features = predict_with_features(self.bundle.erosion, clips)
+        typicality = self.bundle.typicality
+        distance = (
+            typicality.distance(np.hstack([jsn_features, erosion_features]))
+            if typicality is not None and len(located)
+            else np.zeros(len(located))
+        )
+        timings["score"] = (time.perf_counter() - start) * 1e3
+
+        joints = []
+        for i, joint in enumerate(located):
+            reason = self._not_assessable(joint, jsn_probs[i], erosion_probs[i], float(distance[i]))
+            joints.append(
+                ScoredJoint(
+                    label=joint.label,
+                    joint_type=joint_type(joint.label.split("_", 1)[1]),
+                    box=joint.box,
+                    jsn=None if reason else int(np.argmax(jsn_probs[i])),
+                    erosion=None if reason else int(np.argmax(erosion_probs[i])),
+                    jsn_probs=tuple(round(float(p), 6) for p in jsn_probs[i]),
+                    erosion_probs=tuple(round(float(p), 6) for p in erosion_probs[i]),
+                    confidence=round(joint.confidence, 4),
+                    found_by=joint.found_by,
+                    assessable=not reason,
+                    reason=reason,
+                )
+            )
+        expected = 10 * len(detected.hands)
+        scored = sum(1 for j in joints if j.assessable)
+        if not joints:
+            status = "no hand found"
+        elif scored < MIN_ASSESSABLE_FRACTION * expected:
+            status = "too few assessable joints"
+        elif detected.missing:
+            status = "partial"
+        else:
+            status = "scored"
+        return ImageScore(
+            status=status,
+            joints=tuple(joints),
+            hands=detected.hands,
+            missing=tuple(sorted(detected.missing, key=_report_order)),
+            unplaced=detected.unplaced,
+            spacing_mm=detected.spacing_mm,
+            spacing_assumed=detected.spacing_assumed,
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+            missing_reasons=dict(sorted(detected.missing.items())),
+        )
+
+    def _not_assessable(
+        self, joint: _Located, jsn: np.ndarray, erosion: np.ndarray, distance: float
+    ) -> str:
+        """The reason a joint is not graded, or "" when it is."""
+        rules = self.abstention
+        if joint.found_by == "keypoints" and joint.confidence < rules.min_detection:
+            return "joint not clearly found"
+        typicality = self.bundle.typicality
+        if typicality is not None and distance > typicality.threshold:
+            return "unlike the training images"
+        if min(_close_mass(jsn), _close_mass(erosion)) < rules.min_close_probability:
+            return "model unsure"
+        return ""
+
+    def _detect_keypoints(
+        self, grey: np.ndarray, spacing_mm: float | None, laterality: str
+    ) -> _Detected:
+        """Heat-map peaks → hands; boxes sized from each hand's own scale."""
+        assert self.keypoints is not None
+        template = self.bundle.template
+        hands = find_hands(self.keypoints, grey, laterality, template)
+        joints = []
+        missing: dict[str, str] = {}
+        for hand in hands:
+            for name, peak in hand.joints.items():
+                side = hand.placed.box_side(template, name)
+                box = (
+                    round(peak.x - side / 2),
+                    round(peak.y - side / 2),
+                    round(side),
+                    round(side),
+                )
+                joints.append(_Located(f"{hand.side}_{name}", box, peak.score, "keypoints"))
+            missing.update({f"{hand.side}_{n}": why for n, why in hand.missing.items()})
+        if spacing_mm:
+            spacing, assumed = spacing_mm, False
+        elif hands:  # the mean hand's millimetres over the pixels of the hands seen
+            spacing, assumed = float(1.0 / np.mean([h.placed.scale for h in hands])), True
+        else:
+            spacing, assumed = FALLBACK_SPACING_MM, True
+        return _Detected(joints, tuple(h.side for h in hands), missing, (), spacing, assumed)
+
+    def _detect_cascade(
+        self, grey: np.ndarray, spacing_mm: float | None, laterality: str, timings: dict[str, float]
+    ) -> _Detected:
+        """The paper's cascade at a fixed working scale, then the fitted mean hand's layout."""
+        assert self.detector is not None
         spacing = spacing_mm or FALLBACK_SPACING_MM
         small, factor = working_image(grey, spacing)
         detections = sorted(self.detector.detect(small, factor), key=lambda d: -d.confidence)
         detections = detections[:MAX_CANDIDATES]
-        timings["detect"] = (time.perf_counter() - start) * 1e3
-
         start = time.perf_counter()
         found = identify(detections, spacing, laterality, self.bundle.template)
         found_by = {label: "cascade" for label in found.joints}
@@ -114,46 +262,31 @@ class Scorer:
             if extra is not None:
                 found.joints[label] = extra
                 found_by[label] = "cascade-local"
-        missing = tuple(sorted(set(found.missing) - set(found.joints)))
+        missing = {label: "not found" for label in set(found.missing) - set(found.joints)}
         timings["identify"] = (time.perf_counter() - start) * 1e3
-
-        start = time.perf_counter()
-        labels = sorted(found.joints, key=_report_order)
-        boxes = [_square(found.joints[label], found.expected_size[label]) for label in labels]
-        clips = (
-            np.stack([crop_joint(grey, box, INPUT_SIZE) for box in boxes])
-            if boxes
-            else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
-        )
-        jsn_probs = predict(self.bundle.jsn, clips)
-        erosion_probs = predict(self.bundle.erosion, clips)
-        timings["score"] = (time.perf_counter() - start) * 1e3
-
-        joints = tuple(
-            ScoredJoint(
-                label=label,
-                joint_type=joint_type(label.split("_", 1)[1]),
-                box=box,
-                jsn=int(np.argmax(jsn_probs[i])),
-                erosion=int(np.argmax(erosion_probs[i])),
-                jsn_probs=tuple(round(float(p), 6) for p in jsn_probs[i]),
-                erosion_probs=tuple(round(float(p), 6) for p in erosion_probs[i]),
-                confidence=round(found.joints[label].confidence, 4),
-                found_by=found_by[label],
+        joints = [
+            _Located(
+                label,
+                _square(found.joints[label], found.expected_size[label]),
+                found.joints[label].confidence,
+                found_by[label],
             )
-            for i, (label, box) in enumerate(zip(labels, boxes, strict=True))
+            for label in found.joints
+        ]
+        return _Detected(
+            joints,
+            tuple(found.hands),
+            missing,
+            tuple(_square(d) for d in found.unplaced),
+            spacing,
+            spacing_mm is None,
         )
-        status = "no hand found" if not joints else "partial" if missing else "scored"
-        return ImageScore(
-            status=status,
-            joints=joints,
-            hands=tuple(found.hands),
-            missing=missing,
-            unplaced=tuple(_square(d) for d in found.unplaced),
-            spacing_mm=spacing,
-            spacing_assumed=spacing_mm is None,
-            timings_ms={k: round(v, 2) for k, v in timings.items()},
-        )
+
+
+def _close_mass(probs: np.ndarray) -> float:
+    """The probability within one grade of the most probable grade."""
+    best = int(np.argmax(probs))
+    return float(probs[max(best - 1, 0) : best + 2].sum())
 
 
 def _square(detection: Detection, side: float | None = None) -> tuple[int, int, int, int]:

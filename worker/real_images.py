@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicom_io.reading import GreyscaleImage, read_radiograph
+from scoring.joints import joint_type
 
 #: landmark number → joint name, for the ten scored joints of a hand
 SCORED_LANDMARKS: dict[int, str] = {
@@ -39,6 +40,18 @@ SCORED_LANDMARKS: dict[int, str] = {
 DIP_LANDMARKS: dict[int, str] = {23: "DIP2", 27: "DIP3", 31: "DIP4", 35: "DIP5"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _CR = "1.2.840.10008.5.1.4.1.1.1"
+#: joint → the joint proximal (MCP: distal) to it on the same ray, giving the bone's axis
+_RAY_NEIGHBOUR = {
+    "IP": "MCP1",
+    "MCP1": "IP",
+    **{f"PIP{k}": f"MCP{k}" for k in range(2, 6)},
+    **{f"MCP{k}": f"PIP{k}" for k in range(2, 6)},
+}
+#: how far a landmark (at the base of the distal bone) lies distal of the joint space's
+#: middle, as a fraction of the distance to its ray neighbour, read off DHA images: at the MCP
+#: joints the landmark sits on the phalanx's epiphysis; at the PIP and IP joints it already
+#: sits in the joint space
+LANDMARK_OFFSET = {"MCP": 0.04, "PIP": 0.0, "IP": 0.0}
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,22 @@ class LandmarkedImage:
     def joints(self) -> dict[str, tuple[float, float]]:
         """Scored joint name → landmark position, for the joints this image has."""
         return {n: self.landmarks[k] for k, n in SCORED_LANDMARKS.items() if k in self.landmarks}
+
+    def joint_centres(self) -> dict[str, tuple[float, float]]:
+        """Scored joint name → middle of the joint space: the landmark moved proximally along
+        its ray by LANDMARK_OFFSET of the distance to its ray neighbour."""
+        marks = self.joints()
+        out = {}
+        for name, (x, y) in marks.items():
+            other = marks.get(_RAY_NEIGHBOUR[name])
+            if other is None:
+                out[name] = (x, y)
+                continue
+            dx, dy = other[0] - x, other[1] - y
+            # PIP and IP move towards their MCP; an MCP moves away from its PIP (or IP)
+            shift = (-1.0 if name.startswith("MCP") else 1.0) * LANDMARK_OFFSET[joint_type(name)]
+            out[name] = (x + shift * dx, y + shift * dy)
+        return out
 
     def dips(self) -> dict[str, tuple[float, float]]:
         return {n: self.landmarks[k] for k, n in DIP_LANDMARKS.items() if k in self.landmarks}
@@ -79,7 +108,7 @@ def read_landmarks(csv_path: Path, images: Path) -> list[LandmarkedImage]:
 
 
 def real_split(image_id: str) -> str:
-    """"train" or "validation", fixed by a hash of the image id: the split is made once, the
+    """ "train" or "validation", fixed by a hash of the image id: the split is made once, the
     same on every machine, and never tuned (about one image in four is for validation)."""
     digest = hashlib.sha256(f"rascore-real-split-1:{image_id}".encode()).digest()
     return "validation" if digest[0] % 4 == 0 else "train"
@@ -94,7 +123,9 @@ def wrap_as_cr(pixels: np.ndarray, laterality: str = "") -> Dataset:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = _CR
     ds.SOPClassUID = _CR
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    uid = generate_uid()
+    ds.SOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "CR"

@@ -11,32 +11,14 @@ from typing import Literal
 
 import numpy as np
 
+from ..joints import JOINT_NAMES as JOINT_NAMES
+from ..joints import JointType
+from ..joints import joint_type as joint_type
+
 Side = Literal["L", "R"]
-JointType = Literal["PIP", "IP", "MCP"]
 Photometric = Literal["MONOCHROME1", "MONOCHROME2"]
 Modality = Literal["CR", "DX"]
 Encoding = Literal["explicit", "jpeg2000-lossless", "jpegls-lossless"]
-
-#: The ten scored joints of one hand, in the order reports list them.
-JOINT_NAMES: tuple[str, ...] = (
-    "IP",
-    "PIP2",
-    "PIP3",
-    "PIP4",
-    "PIP5",
-    "MCP1",
-    "MCP2",
-    "MCP3",
-    "MCP4",
-    "MCP5",
-)
-
-
-def joint_type(name: str) -> JointType:
-    """``PIP3`` → ``PIP``; ``IP`` → ``IP``; ``MCP1`` → ``MCP``."""
-    if name == "IP":
-        return "IP"
-    return "PIP" if name.startswith("PIP") else "MCP"
 
 
 @dataclass(frozen=True)
