@@ -4,7 +4,9 @@ Debian's headless Chromium with Playwright; schemathesis fuzzes the OpenAPI sche
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
@@ -154,7 +156,9 @@ def test_instance_detail_scores_history_and_model(node: Node) -> None:
     status, detail, _ = node.call(f"/api/v1/instances/{first['id']}", reader)
     assert status == 200
     [score] = detail["scores"]
-    assert score["joints"] and score["totals"]["jsn"] == sum(j["jsn"] for j in score["joints"])
+    graded = [j for j in score["joints"] if j["assessable"]]
+    assert score["joints"] and score["totals"]["jsn"] == sum(j["jsn"] for j in graded)
+    assert score["totals"]["joints_scored"] == len(graded)
     for joint in score["joints"]:
         assert len(joint["box"]) == 4 and len(joint["jsn_probs"]) == 5
         assert abs(sum(joint["erosion_probs"]) - 1) < 1e-3
@@ -283,3 +287,63 @@ def test_dashboard_in_headless_chromium(node: Node) -> None:
         page.goto(node.api + "/failures")
         page.wait_for_selector("#failures")
         browser.close()
+
+
+def test_api_csv_and_dashboard_show_not_assessable_joints(
+    phantom_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A joint the model would not grade: null grades and its reason in the JSON, empty grades
+    in the CSV, "n/a" with the reason on the dashboard; totals say how many joints they cover."""
+    from fastapi.testclient import TestClient
+    from not_assessable_scoring import MISSING, NOT_ASSESSABLE, score_with_not_assessable
+
+    from worker.api import auth
+    from worker.api.app import create_app
+    from worker.db.models import TokenRole
+
+    done = score_with_not_assessable(phantom_file, tmp_path / "home", monkeypatch)
+    with session_scope(done.settings.effective_database_url) as session:
+        token = auth.create_token(session, "auditor", TokenRole.READ)
+    client = TestClient(create_app(done.settings))
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    detail = client.get(f"/api/v1/instances/{done.instance_id}", headers=bearer).json()
+    assert (detail["joints_scored"], detail["joints_expected"]) == (17, 20)
+    [score] = detail["scores"]
+    joints = {j["label"]: j for j in score["joints"]}
+    for label, reason in NOT_ASSESSABLE.items():
+        assert joints[label]["jsn"] is None and joints[label]["erosion"] is None
+        assert (joints[label]["assessable"], joints[label]["reason"]) == (False, reason)
+    graded = [j for j in score["joints"] if j["assessable"]]
+    assert all(j["reason"] is None and j["jsn"] is not None for j in graded)
+    assert score["totals"] == {
+        "jsn": sum(j["jsn"] for j in graded),
+        "erosion": sum(j["erosion"] for j in graded),
+        "joints_scored": 17,
+        "joints_expected": 20,
+    }
+    assert score["missing_reasons"] == {MISSING[0]: MISSING[1]}
+
+    listed = client.get("/api/v1/instances", headers=bearer).json()["items"]
+    assert [(i["joints_scored"], i["joints_expected"]) for i in listed] == [(17, 20)]
+
+    exported = client.get("/api/v1/export/scores.csv", headers=bearer).text
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert len(rows) == 19
+    by_label = {r["label"]: r for r in rows}
+    for label, reason in NOT_ASSESSABLE.items():
+        assert (by_label[label]["jsn"], by_label[label]["erosion"]) == ("", "")
+        assert (by_label[label]["assessable"], by_label[label]["reason"]) == ("no", reason)
+    assert by_label["R_PIP2"]["assessable"] == "yes" and by_label["R_PIP2"]["jsn"].isdigit()
+    assert {r["joints_scored"] for r in rows} == {"17"}
+
+    client.cookies.set("rascore_token", token)
+    page = client.get(f"/instances/{done.instance_id}").text
+    assert "17 of 20 joints scored" in page
+    assert page.count('class="not-assessable"') == 2
+    for reason in NOT_ASSESSABLE.values():
+        assert f"not assessable: {reason}" in page
+    assert f"{MISSING[0]} ({MISSING[1]})" in page
+    assert ">None<" not in page
+    home = client.get("/").text
+    assert "17 of 20" in home

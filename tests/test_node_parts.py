@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -24,10 +25,12 @@ from worker.db.engine import make_engine, session_scope
 from worker.db.models import (
     AuditEvent,
     Base,
+    ImageScore,
     Instance,
     InstanceStatus,
     Job,
     JobStatus,
+    JointScore,
     Reception,
     Study,
     utcnow,
@@ -71,6 +74,78 @@ def test_migrations_upgrade_match_the_models_and_downgrade(database_url: str) ->
         )
     assert tables <= {"alembic_version"}
     migrate.upgrade(database_url)  # and up again on the emptied database
+    engine.dispose()
+
+
+def _insert_scored_image(connection, joints: int) -> int:  # type: ignore[no-untyped-def]
+    """An image score with graded joints, written as the schema of revision 0002 has it."""
+    now = utcnow()
+    connection.execute(
+        text("INSERT INTO studies (id, study_instance_uid, patient_id, patient_name, "
+             "accession_number, created_at) VALUES (1, '1.2.3', 'P', 'N', 'A', :now)"),
+        {"now": now},
+    )  # fmt: skip
+    connection.execute(
+        text("INSERT INTO instances (id, study_id, series_instance_uid, sop_instance_uid, "
+             "sop_class_uid, sha256, transfer_syntax, size, modality, body_part, laterality, "
+             "store_key, status, reason, received_at) VALUES (1, 1, '1.2.3.1', '1.2.3.1.1', "
+             "'1.2.840.10008.5.1.4.1.1.1', :sha, '1.2.840.10008.1.2.1', 1, 'CR', 'HAND', 'B', "
+             "'images/x.dcm', 'scored', '', :now)"),
+        {"sha": "0" * 64, "now": now},
+    )  # fmt: skip
+    connection.execute(
+        text("INSERT INTO jobs (id, instance_id, model_name, model_version, status, reason, "
+             "created_at) VALUES (1, 1, 'm', 'v', 'done', '', :now)"),
+        {"now": now},
+    )  # fmt: skip
+    connection.execute(
+        text("INSERT INTO image_scores (id, job_id, instance_id, model_name, model_version, "
+             "model_device_uid, status, total_jsn, total_erosion, hands, missing, "
+             "pixel_spacing_assumed, timings_ms, scored_at) VALUES (1, 1, 1, 'm', 'v', '2.25.1', "
+             "'scored', :n, 0, '{}', '{}', false, '{}', :now)"),
+        {"n": joints, "now": now},
+    )  # fmt: skip
+    for k in range(joints):
+        connection.execute(
+            text("INSERT INTO joint_scores (image_score_id, label, box_x, box_y, box_w, box_h, "
+                 "jsn, erosion, jsn_probs, erosion_probs, found_by) "
+                 "VALUES (1, :label, 0, 0, 1, 1, 1, 0, '{}', '{}', 'cascade')"),
+            {"label": f"R_MCP{k + 1}"},
+        )  # fmt: skip
+    return 1
+
+
+def test_migration_0003_keeps_graded_joints_and_drops_ungraded_ones_on_downgrade(
+    database_url: str,
+) -> None:
+    """Rows scored before joints could be not assessable stay graded, and the image knows how
+    many joints its totals cover; going back removes only what the old schema cannot hold."""
+    migrate.upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        _insert_scored_image(connection, joints=3)
+    migrate.upgrade(database_url)
+    with session_scope(database_url) as session:
+        score = session.get_one(ImageScore, 1)
+        assert score.joints_scored == 3
+        assert [(j.assessable, j.reason, j.jsn) for j in score.joints] == [(True, "", 1)] * 3
+        session.add(
+            JointScore(
+                image_score_id=1, label="R_PIP2", box_x=0, box_y=0, box_w=1, box_h=1,
+                jsn=None, erosion=None, assessable=False, reason="model unsure",
+                jsn_probs={"p": []}, erosion_probs={"p": []},
+            )
+        )  # fmt: skip
+    with session_scope(database_url) as session:
+        stored = session.scalars(select(JointScore).where(JointScore.label == "R_PIP2")).one()
+        assert (stored.jsn, stored.erosion, stored.assessable) == (None, None, False)
+        assert stored.reason == "model unsure"
+    migrate.downgrade(database_url, "0002")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT label, jsn FROM joint_scores ORDER BY label"))
+        assert [tuple(r) for r in rows] == [("R_MCP1", 1), ("R_MCP2", 1), ("R_MCP3", 1)]
+        assert connection.execute(text("SELECT total_jsn FROM image_scores")).scalar() == 3
+    migrate.upgrade(database_url)
     engine.dispose()
 
 
@@ -300,3 +375,78 @@ def test_sweeper_queues_what_the_broker_lacks(tmp_path: Path, broker: RedisServe
     assert sweep(url).jobs == 0  # now it has been published
     assert sweep(url, everything=True).jobs == 2  # start-up reconciliation
     assert broker.queue_length("score") == 3
+
+
+# -- joints that are not assessable --------------------------------------------------------------
+
+
+def test_scoring_stores_not_assessable_joints_and_builds_from_them(
+    phantom_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assert_dciodvfy_clean
+) -> None:  # type: ignore[no-untyped-def]
+    """The rows keep a joint the model would not grade, with no grade and its reason; the
+    totals (per image and per hand) cover the others and say how many; the SR, SC and GSPS
+    built from the rows say the same, and the audit event counts them."""
+    from not_assessable_scoring import MISSING, NOT_ASSESSABLE, score_with_not_assessable
+
+    from dicom_io.sr import read_sr
+    from worker.db.models import AuditEventType, ImageScore, JointScore, ResultObject
+    from worker.store import Store
+
+    done = score_with_not_assessable(phantom_file, tmp_path / "home", monkeypatch)
+    expected = done.scorer.score(np.zeros((1, 1)), 0.15, "B")
+    graded = [j for j in expected.joints if j.assessable]
+    url = done.settings.effective_database_url
+    with session_scope(url) as session:
+        score = session.scalars(select(ImageScore)).one()
+        assert (score.status, score.joints_scored, len(score.joints)) == ("partial", 17, 19)
+        assert score.total_jsn == sum(j.jsn or 0 for j in graded) == expected.total_jsn
+        assert score.total_erosion == expected.total_erosion
+        assert score.hands["R"] == {
+            "jsn": sum(j.jsn or 0 for j in graded if j.label[0] == "R"),
+            "erosion": sum(j.erosion or 0 for j in graded if j.label[0] == "R"),
+            "joints_scored": 9,
+        }
+        assert score.hands["L"]["joints_scored"] == 8
+        assert score.missing == {"labels": [MISSING[0]], "reasons": {MISSING[0]: MISSING[1]}}
+        rows = {j.label: j for j in session.scalars(select(JointScore))}
+        for label, reason in NOT_ASSESSABLE.items():
+            row = rows[label]
+            assert (row.jsn, row.erosion, row.assessable, row.reason) == (None, None, False, reason)
+            assert len(row.jsn_probs["p"]) == 5
+        assert all(r.assessable and r.reason == "" and r.jsn is not None for r in
+                   rows.values() if r.label not in NOT_ASSESSABLE)  # fmt: skip
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.event == AuditEventType.SCORED)
+        ).one()
+        assert event.detail["joints_scored"] == 17
+        assert event.detail["joints_expected"] == 20
+        assert event.detail["not_assessable"] == 2
+        results = {r.kind: r.store_key for r in session.scalars(select(ResultObject))}
+        assert session.get_one(Instance, done.instance_id).reason == ""
+    store = Store(done.settings.effective_store_dir)
+    assert set(results) == {"sr", "sc", "gsps"}
+    for key in results.values():
+        assert_dciodvfy_clean(store.path(key))
+    back = read_sr(pydicom.dcmread(store.path(results["sr"])))
+    assert {j.label: j.reason for j in back.joints if not j.assessable} == NOT_ASSESSABLE
+    assert back.joints_scored == 17 and back.total_jsn == expected.total_jsn
+
+
+def test_demo_prints_n_a_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from dicom_io.results import JointResult, ModelInfo, ScoringResult
+    from worker.demo import _print_scores
+
+    probs = ((0.2,) * 5, (0.5, 0.1, 0.1, 0.1, 0.1, 0.1))
+    result = ScoringResult(
+        "1.2.3",
+        (
+            JointResult("R_PIP2", (0, 0, 5, 5), 2, 1, *probs),
+            JointResult("R_PIP3", (9, 0, 5, 5), None, None, *probs, False, "model unsure"),
+        ),
+        ModelInfo("m", "1.0", "2.25.1"),
+    )
+    _print_scores(Path("x.dcm"), result, Path("x.png"))
+    out = capsys.readouterr().out
+    assert "R_PIP3   n/a (model unsure)" in out and "None" not in out
+    assert "R hand totals: JSN 2, erosion 1 (1 of 10 joints scored)" in out
+    assert "image totals: JSN 2, erosion 1 (1 of 10 joints scored)" in out

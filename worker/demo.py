@@ -24,7 +24,7 @@ import cv2
 import pydicom
 from pydicom.uid import SecondaryCaptureImageStorage
 
-from dicom_io.results import NOT_FOR_DIAGNOSTIC_USE, ScoringResult
+from dicom_io.results import JOINTS_PER_HAND, NOT_FOR_DIAGNOSTIC_USE, ScoringResult
 from dicom_io.scp import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP
 from dicom_io.scu import send_files
 from dicom_io.sr import read_sr
@@ -90,10 +90,20 @@ def _print_scores(source: Path, result: ScoringResult, png: Path) -> None:
     print(f"\n{source.name}: {len(result.joints)} joints, model {result.model.version}")
     print(f"  {'joint':8} {'JSN':>3} {'erosion':>7}")
     for joint in result.joints:
-        print(f"  {joint.label:8} {joint.jsn:>3} {joint.erosion:>7}")
+        if joint.assessable:
+            print(f"  {joint.label:8} {joint.jsn:>3} {joint.erosion:>7}")
+        else:  # never a grade the model would not give
+            print(f"  {joint.label:8} n/a ({joint.why_not})")
+    scored = result.hand_joints_scored()
     for side, (jsn, erosion) in sorted(result.hand_totals().items()):
-        print(f"  {side} hand totals: JSN {jsn}, erosion {erosion}")
-    print(f"  image totals: JSN {result.total_jsn}, erosion {result.total_erosion}")
+        print(
+            f"  {side} hand totals: JSN {jsn}, erosion {erosion} "
+            f"({scored[side]} of {JOINTS_PER_HAND} joints scored)"
+        )
+    print(
+        f"  image totals: JSN {result.total_jsn}, erosion {result.total_erosion} "
+        f"({result.joints_scored} of {result.joints_expected} joints scored)"
+    )
     print(f"  overlay: {png}")
 
 

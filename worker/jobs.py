@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.uid import generate_uid
@@ -53,6 +54,9 @@ from worker.db.models import (
     utcnow,
 )
 from worker.queueing import SEND_CLAIM_S
+
+if TYPE_CHECKING:
+    from scoring.pipeline import ImageScore as PipelineScore
 from worker.settings import Settings
 from worker.store import Store
 
@@ -165,14 +169,15 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
                 status=score.status,
                 total_jsn=score.total_jsn,
                 total_erosion=score.total_erosion,
-                hands={
-                    side: {
-                        "jsn": sum(j.jsn for j in score.joints if j.label[0] == side),
-                        "erosion": sum(j.erosion for j in score.joints if j.label[0] == side),
-                    }
-                    for side in score.hands
+                joints_scored=score.joints_scored,
+                hands={side: _hand_totals(score, side) for side in score.hands},
+                missing={
+                    "labels": list(score.missing),
+                    "reasons": {
+                        label: score.missing_reasons.get(label, "not found")
+                        for label in score.missing
+                    },
                 },
-                missing={"labels": list(score.missing)},
                 pixel_spacing_mm=score.spacing_mm,
                 pixel_spacing_assumed=score.spacing_assumed,
                 timings_ms=scored.timings_ms,
@@ -189,15 +194,19 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
                         box_y=y,
                         box_w=w,
                         box_h=h,
-                        jsn=j.jsn,
-                        erosion=j.erosion,
+                        # never a grade for a joint the model would not grade
+                        jsn=j.jsn if j.assessable else None,
+                        erosion=j.erosion if j.assessable else None,
+                        assessable=j.assessable,
+                        reason="" if j.assessable else j.reason,
                         jsn_probs={"p": [float(p) for p in j.jsn_probs]},
                         erosion_probs={"p": [float(p) for p in j.erosion_probs]},
                         found_by=j.found_by,
                     )
                 )
             job.instance.status = InstanceStatus.SCORED
-            job.instance.reason = "" if score.joints else score.status
+            # what a reader of the instance must know: no hand, or totals over too few joints
+            job.instance.reason = "" if score.status in ("scored", "partial") else score.status
             _end_attempt_in(session, attempt_id, "done")
             session.add(
                 AuditEvent(
@@ -208,6 +217,9 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
                         "job_id": job_id,
                         "model_version": bundle.version,
                         "joints": len(score.joints),
+                        "joints_scored": score.joints_scored,
+                        "joints_expected": score.joints_expected,
+                        "not_assessable": len(score.joints) - score.joints_scored,
                         "total_jsn": score.total_jsn,
                         "total_erosion": score.total_erosion,
                         "status": score.status,
@@ -224,6 +236,16 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
             metrics.STAGE_SECONDS.labels(stage).observe(scored.timings_ms[stage] / 1e3)
     metrics.RECEIVED_TO_SCORED.observe((utcnow() - received_at).total_seconds())
     return Outcome("done", score.status)
+
+
+def _hand_totals(score: PipelineScore, side: str) -> dict[str, int]:
+    """A hand's totals over its assessable joints, and how many joints they cover."""
+    graded = [j for j in score.joints if j.label[0] == side and j.assessable]
+    return {
+        "jsn": sum(j.jsn or 0 for j in graded),
+        "erosion": sum(j.erosion or 0 for j in graded),
+        "joints_scored": len(graded),
+    }
 
 
 def _end_attempt_in(session, attempt_id: int, outcome: str, error: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -309,6 +331,8 @@ def build_results(
                         j.erosion,
                         tuple(j.jsn_probs["p"]),
                         tuple(j.erosion_probs["p"]),
+                        assessable=j.assessable,
+                        reason=j.reason,
                     )
                     for j in score.joints
                 ),

@@ -252,7 +252,7 @@ def create_app(settings: Settings) -> FastAPI:
             [
                 "instance_id", "sop_instance_uid", "patient_id", "accession_number",
                 "study_date", "model_version", "scored_at", "label", "jsn", "erosion",
-                "box_x", "box_y", "box_w", "box_h",
+                "box_x", "box_y", "box_w", "box_h", "assessable", "reason", "joints_scored",
             ]
         )  # fmt: skip
         offset = 0
@@ -264,7 +264,10 @@ def create_app(settings: Settings) -> FastAPI:
                             score["instance_id"], score["sop_instance_uid"], score["patient_id"],
                             score["accession_number"], score["study_date"],
                             score["model"]["version"], score["scored_at"], joint["label"],
-                            joint["jsn"], joint["erosion"], *joint["box"],
+                            # empty grades, never a guess, for a joint that is not assessable
+                            _cell(joint["jsn"]), _cell(joint["erosion"]), *joint["box"],
+                            "yes" if joint["assessable"] else "no", joint["reason"] or "",
+                            score["totals"]["joints_scored"],
                         ]
                     )  # fmt: skip
             offset += len(page)
@@ -327,6 +330,11 @@ def _exists(session: Session, instance_id: int) -> None:
 
     if session.get(Instance, instance_id) is None:
         raise HTTPException(404, "no such instance")
+
+
+def _cell(value: int | None) -> str | int:
+    """A grade as a CSV cell: empty for none."""
+    return "" if value is None else value
 
 
 def _csv(body: str, name: str) -> StreamingResponse:

@@ -99,8 +99,11 @@ def _instance_row(instance: Instance, score: ImageScore | None) -> dict[str, Any
         "status": instance.status.value,
         "reason": instance.reason,
         "received_at": _iso(instance.received_at),
+        # totals over the assessable joints: joints_scored says how many
         "total_jsn": score.total_jsn if score else None,
         "total_erosion": score.total_erosion if score else None,
+        "joints_scored": score.joints_scored if score else None,
+        "joints_expected": _joints_expected(score) if score else None,
         "model_version": score.model_version if score else None,
     }
 
@@ -155,7 +158,15 @@ def list_studies(
     }
 
 
+def _joints_expected(score: ImageScore) -> int:
+    """Ten per hand found (DESIGN.md, Joint labels)."""
+    return 10 * len(score.hands or {})
+
+
 def score_dict(score: ImageScore) -> dict[str, Any]:
+    """A score with its joints; a joint that is not assessable has null grades and its reason,
+    and the totals (over the assessable joints) say how many joints they cover."""
+    missing = score.missing.get("labels", [])
     return {
         "id": score.id,
         "job_id": score.job_id,
@@ -166,9 +177,17 @@ def score_dict(score: ImageScore) -> dict[str, Any]:
         },
         "status": score.status,
         "scored_at": _iso(score.scored_at),
-        "totals": {"jsn": score.total_jsn, "erosion": score.total_erosion},
+        "totals": {
+            "jsn": score.total_jsn,
+            "erosion": score.total_erosion,
+            "joints_scored": score.joints_scored,
+            "joints_expected": _joints_expected(score),
+        },
         "hands": score.hands,
-        "missing": score.missing.get("labels", []),
+        "missing": missing,
+        "missing_reasons": {
+            label: score.missing.get("reasons", {}).get(label, "not found") for label in missing
+        },
         "pixel_spacing_mm": score.pixel_spacing_mm,
         "pixel_spacing_assumed": score.pixel_spacing_assumed,
         "timings_ms": score.timings_ms,
@@ -176,8 +195,10 @@ def score_dict(score: ImageScore) -> dict[str, Any]:
             {
                 "label": j.label,
                 "box": [j.box_x, j.box_y, j.box_w, j.box_h],
-                "jsn": j.jsn,
-                "erosion": j.erosion,
+                "jsn": j.jsn if j.assessable else None,
+                "erosion": j.erosion if j.assessable else None,
+                "assessable": j.assessable,
+                "reason": None if j.assessable else j.reason,
                 "jsn_probs": j.jsn_probs["p"],
                 "erosion_probs": j.erosion_probs["p"],
                 "found_by": j.found_by,

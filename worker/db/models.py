@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -185,10 +186,14 @@ class ImageScore(Base):
     model_version: Mapped[str] = mapped_column(String(64), index=True)
     model_device_uid: Mapped[str] = mapped_column(UID)
     status: Mapped[str] = mapped_column(String(64))  #: the scorer's, e.g. "no hand found"
+    #: totals over the assessable joints only; ``joints_scored`` says how many that is
     total_jsn: Mapped[int] = mapped_column(Integer)
     total_erosion: Mapped[int] = mapped_column(Integer)
-    hands: Mapped[dict[str, Any]] = mapped_column()  #: {"L": {"jsn": …, "erosion": …}, …}
-    missing: Mapped[dict[str, Any]] = mapped_column()  #: {"labels": [expected, not found]}
+    joints_scored: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: {"L": {"jsn": …, "erosion": …, "joints_scored": …}, …} (assessable joints only)
+    hands: Mapped[dict[str, Any]] = mapped_column()
+    #: {"labels": [expected, not found], "reasons": {label: "not imaged" | "not found"}}
+    missing: Mapped[dict[str, Any]] = mapped_column()
     pixel_spacing_mm: Mapped[float | None] = mapped_column(Float)
     pixel_spacing_assumed: Mapped[bool] = mapped_column(default=False)
     timings_ms: Mapped[dict[str, Any]] = mapped_column()
@@ -201,6 +206,8 @@ class ImageScore(Base):
 
 
 class JointScore(Base):
+    """One found joint: graded, or (``assessable`` False) kept with the reason and no grades."""
+
     __tablename__ = "joint_scores"
     __table_args__ = (UniqueConstraint("image_score_id", "label"),)
 
@@ -211,8 +218,11 @@ class JointScore(Base):
     box_y: Mapped[int] = mapped_column(Integer)
     box_w: Mapped[int] = mapped_column(Integer)
     box_h: Mapped[int] = mapped_column(Integer)
-    jsn: Mapped[int] = mapped_column(Integer)
-    erosion: Mapped[int] = mapped_column(Integer)
+    jsn: Mapped[int | None] = mapped_column(Integer)  #: None when not assessable
+    erosion: Mapped[int | None] = mapped_column(Integer)
+    assessable: Mapped[bool] = mapped_column(default=True, server_default=true())
+    #: why the joint is not assessable, e.g. "model unsure"; "" when it is
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     jsn_probs: Mapped[dict[str, Any]] = mapped_column()  #: {"p": [5 floats]}
     erosion_probs: Mapped[dict[str, Any]] = mapped_column()  #: {"p": [6 floats]}
     found_by: Mapped[str] = mapped_column(String(16), default="")
