@@ -38,10 +38,12 @@ class CascadeRecipe:
 
 @dataclass(frozen=True)
 class LabelledImage:
-    """A working-resolution image (uint8) with the boxes (x, y, w, h) of its scored joints."""
+    """A working-resolution image (uint8) with the boxes (x, y, w, h) of its scored joints,
+    and of look-alikes that are not scored joints (DIP joints): hard negatives."""
 
     pixels: np.ndarray
     boxes: Sequence[tuple[float, float, float, float]]
+    look_alikes: Sequence[tuple[float, float, float, float]] = ()
 
 
 def write_vec(path: Path, samples: np.ndarray) -> None:
@@ -78,9 +80,11 @@ def positive_samples(images: Sequence[LabelledImage]) -> np.ndarray:
 def negative_tiles(
     images: Sequence[LabelledImage], per_image: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Tiles (2–5 windows wide) that overlap no joint box, so nothing in them is a joint."""
+    """Tiles (2–5 windows wide) that overlap no joint box, so nothing in them is a joint; and
+    a tile around each look-alike (a DIP joint), the negatives that teach the most."""
     tiles = []
     for image in images:
+        tiles += _look_alike_tiles(image)
         rows, cols = image.pixels.shape
         blocked = np.zeros((rows, cols), bool)
         for x, y, w, h in image.boxes:
@@ -106,6 +110,24 @@ def negative_tiles(
                 tiles.append(tile.copy())
                 found += 1
     return tiles
+
+
+def _look_alike_tiles(image: LabelledImage) -> list[np.ndarray]:
+    rows, cols = image.pixels.shape
+    out = []
+    for x, y, w, h in image.look_alikes:
+        side = 1.4 * max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        x0, y0 = int(cx - side / 2), int(cy - side / 2)
+        x1, y1 = int(cx + side / 2), int(cy + side / 2)
+        if x0 < 0 or y0 < 0 or x1 > cols or y1 > rows or min(x1 - x0, y1 - y0) <= WINDOW:
+            continue
+        overlaps = any(
+            x0 < bx + bw and bx < x1 and y0 < by + bh and by < y1 for bx, by, bw, bh in image.boxes
+        )
+        if not overlaps:
+            out.append(image.pixels[y0:y1, x0:x1].copy())
+    return out
 
 
 def train_cascade(

@@ -133,12 +133,12 @@ class Peak:
 def find_peaks(
     heatmaps: np.ndarray, box: Letterbox, per_channel: int = 2, threshold: float = PEAK_THRESHOLD
 ) -> list[Peak]:
-    """The highest local maxima of each channel (channels × H × W), refined to sub-pixel by the
-    weighted centre of their 3 × 3 neighbourhood, in original-image pixels."""
+    """The highest local maxima of each channel (channels × H × W), refined to sub-pixel by a
+    Gaussian through each and its neighbours, in original-image pixels."""
     hm = torch.from_numpy(heatmaps)[None]
     local = (F.max_pool2d(hm, 5, stride=1, padding=2) == hm)[0].numpy()
     peaks: list[Peak] = []
-    size_y, size_x = heatmaps.shape[1:]
+    size_x = heatmaps.shape[2]
     for c, name in enumerate(JOINT_NAMES):
         values = np.where(local[c] & (heatmaps[c] >= threshold), heatmaps[c], 0.0)
         flat = np.argsort(values, axis=None)[::-1][:per_channel]
@@ -147,16 +147,23 @@ def find_peaks(
             if score <= 0.0:
                 break
             py, px = divmod(int(index), size_x)
-            y0, y1 = max(py - 1, 0), min(py + 2, size_y)
-            x0, x1 = max(px - 1, 0), min(px + 2, size_x)
-            patch = np.clip(heatmaps[c, y0:y1, x0:x1], 0.0, None)
-            ys, xs = np.mgrid[y0:y1, x0:x1]
-            weight = float(patch.sum()) or 1.0
-            hx = float((patch * xs).sum()) / weight
-            hy = float((patch * ys).sum()) / weight
+            hx = px + _vertex(heatmaps[c, py, px - 1 : px + 2])
+            hy = py + _vertex(heatmaps[c, py - 1 : py + 2, px])
             x, y = box.to_original((hx + 0.5) * STRIDE, (hy + 0.5) * STRIDE)
             peaks.append(Peak(name, x, y, min(score, 1.0)))
     return peaks
+
+
+def _vertex(values: np.ndarray) -> float:
+    """Offset (−0.5…0.5) of the top of the Gaussian through three samples around a maximum;
+    0 at the border or where the samples do not curve down."""
+    if len(values) != 3:
+        return 0.0
+    left, centre, right = np.log(np.clip(values.astype(np.float64), 1e-6, None))
+    curvature = left - 2.0 * centre + right
+    if curvature >= 0.0:
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
 
 
 @torch.inference_mode()

@@ -359,26 +359,49 @@ def _evaluate_landmarks(
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Model directory to write.")],
+    real: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of real hand pictures with landmarks.csv (Digital Hand Atlas format): "
+            "trains on its training split, reports on its validation split."
+        ),
+    ] = None,
+    detector: Annotated[
+        str, typer.Option(help="keypoints (the heat-map network) or cascade (the paper's).")
+    ] = "keypoints",
     small: Annotated[bool, typer.Option(help="A tiny recipe for smoke tests.")] = False,
     traincascade: Annotated[
         Path | None, typer.Option(help="opencv_traincascade (default: build and cache it).")
     ] = None,
 ) -> None:
-    """Run the committed recipe: phantoms → crops → cascade → CNNs → evaluation → model."""
+    """Run the committed recipe: phantoms (+ real hands) → detector → CNNs → evaluation →
+    model."""
     from worker.evaluating import evaluate_phantom_test_set, markdown_card
-    from worker.traincascade_tool import find_traincascade
     from worker.training import Recipe, run_recipe
 
-    tool = traincascade or find_traincascade(lambda m: err.print(m))
-    recipe = Recipe().small() if small else Recipe()
+    if real is not None and not (real / "landmarks.csv").is_file():
+        raise fail(f"{real}: no landmarks.csv")
+    try:
+        recipe = (Recipe().small() if small else Recipe()).with_detector(detector)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    tool = None
+    if recipe.detector == "cascade":
+        from worker.traincascade_tool import find_traincascade
+
+        tool = traincascade or find_traincascade(lambda m: err.print(m))
     with Progress(console=err) as progress:
 
         def bar(name: str, total: int) -> Callable[[], None]:
             task = progress.add_task(name, total=total)
             return lambda: progress.advance(task)
 
-        card = run_recipe(recipe, out, tool, bar, lambda m: err.print(m))
+        card = run_recipe(recipe, out, tool, bar, lambda m: err.print(m), real)
         card["evaluation"] = evaluate_phantom_test_set(out, recipe.test, bar)
+        if real is not None:
+            from worker.landmark_evaluating import evaluate_real_validation
+
+            card["evaluation_real"] = evaluate_real_validation(out, real, bar)
     (out / "card.json").write_text(json.dumps(card, indent=1))
     (out / "card.md").write_text(markdown_card(card))
     err.print(f"model {card['version']} in {out}")

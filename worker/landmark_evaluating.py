@@ -291,3 +291,18 @@ def readable_table(figures: dict[str, Any]) -> str:
 
 def _grades(counts: dict[str, int]) -> str:
     return " ".join(f"{k}:{v}" for k, v in counts.items()) or "–"
+
+
+def evaluate_real_validation(
+    model_dir: Path, folder: Path, bar: Bar | None = None
+) -> dict[str, Any]:
+    """The new model on the real validation split of ``folder`` (never seen by training),
+    told no laterality, as a scanned film arrives; the hands are left hands (DHA)."""
+    from scoring.pipeline import Scorer
+
+    images = load_landmarked(folder / "landmarks.csv", folder, "validation")
+    figures = evaluate_landmark_images(
+        Scorer.load(model_dir), images, "validation", laterality="", hand_side="L", bar=bar
+    )
+    figures["folder"] = folder.name
+    return figures
