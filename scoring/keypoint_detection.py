@@ -22,8 +22,12 @@ import torch
 
 from .hand_geometry import PlacedHand, place_template
 from .identify import HandTemplate
-from .keypoints import KeypointNet, Peak, find_peaks, predict_heatmaps
+from .keypoints import STRIDE, KeypointNet, Peak, find_peaks, predict_heatmaps
 
+#: peaks closer than this (heat-map pixels) are one place
+SAME_PLACE = 2.5
+#: peaks at least this high decide whether an image shows two hands
+STRONG_PEAK = 0.5
 #: a hand is believed when at least this many of its ten joints are found in a plausible shape
 MIN_JOINTS_PER_HAND = 4
 #: a found joint further than this (× the hand's MCP–PIP length) from where the mean hand
@@ -54,26 +58,34 @@ def load_keypoint_net(path: Path) -> KeypointNet:
 
 
 def _split_hands(peaks: Sequence[Peak], laterality: str) -> list[list[Peak]]:
-    """One group of peaks per hand: two when the peaks fall into two side-by-side groups that
-    each hold enough joint names, else one."""
-    if laterality in ("L", "R") or len(peaks) < 2 * MIN_JOINTS_PER_HAND:
+    """One group of peaks per hand: two when the confident peaks fall into two side-by-side
+    groups that name mostly the same joints (two hands each have a PIP3; the two halves of
+    one hand, its thumb side and its little-finger side, do not), else one."""
+    if laterality in ("L", "R"):
         return [list(peaks)]
-    ordered = sorted(peaks, key=lambda p: p.x)
-    xs = np.array([p.x for p in ordered])
+    strong = sorted((p for p in peaks if p.score >= STRONG_PEAK), key=lambda p: p.x)
+    if len(strong) < 2 * MIN_JOINTS_PER_HAND:
+        return [list(peaks)]
+    xs = np.array([p.x for p in strong])
     gaps = np.diff(xs)
-    best: list[list[Peak]] | None = None
-    best_gap = 0.0
+    need = 3 if laterality == "B" else MIN_JOINTS_PER_HAND
     for cut in np.argsort(gaps)[::-1][:3]:
-        left, right = ordered[: cut + 1], ordered[cut + 1 :]
-        need = 3 if laterality == "B" else MIN_JOINTS_PER_HAND
-        enough = len({p.name for p in left}) >= need and len({p.name for p in right}) >= need
-        if enough and gaps[cut] > best_gap:
-            best, best_gap = [left, right], float(gaps[cut])
-    if best is None:
-        return [list(peaks)]
-    # a true gap between hands is wider than the spread of the joints of one hand's row
-    width = float(np.median([np.ptp([p.x for p in g]) for g in best]))
-    return best if best_gap > 0.2 * width else [list(peaks)]
+        left = {p.name for p in strong[: cut + 1]}
+        right = {p.name for p in strong[cut + 1 :]}
+        if len(left & right) >= need:
+            middle = float(xs[cut] + xs[cut + 1]) / 2.0
+            return [[p for p in peaks if p.x < middle], [p for p in peaks if p.x >= middle]]
+    return [list(peaks)]
+
+
+def _one_name_per_place(peaks: Sequence[Peak], radius: float) -> list[Peak]:
+    """Where peaks of different channels coincide (a finger's joint echoed in its
+    neighbour's channel), keep only the highest."""
+    kept: list[Peak] = []
+    for peak in sorted(peaks, key=lambda p: -p.score):
+        if all(np.hypot(peak.x - k.x, peak.y - k.y) > radius for k in kept):
+            kept.append(peak)
+    return kept
 
 
 def _best_per_name(peaks: Sequence[Peak]) -> dict[str, Peak]:
@@ -117,7 +129,7 @@ def find_hands(
 ) -> list[FoundHand]:
     """The hands of a display grey-scale image, left to right."""
     heat, box = predict_heatmaps(net, grey)
-    peaks = find_peaks(heat, box)
+    peaks = _one_name_per_place(find_peaks(heat, box), SAME_PLACE * STRIDE / box.scale)
     groups = _split_hands(peaks, laterality)
     fitted = []
     for group in groups:

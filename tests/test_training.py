@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from landmark_fixture import write_dha_fixture
 
 from scoring.bundle import REQUIRED, ModelBundle
 from scoring.pipeline import Scorer
-from tests.landmark_fixture import write_dha_fixture
 
 RASCORE = str(Path(sys.executable).with_name("rascore"))
 

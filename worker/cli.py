@@ -229,11 +229,15 @@ def score(
         print(json.dumps(result, indent=1))
     else:
         for joint in result["joints"]:
-            err.print(f"{joint['label']:8s} JSN {joint['jsn']}  erosion {joint['erosion']}")
+            if joint.get("assessable", True):
+                err.print(f"{joint['label']:8s} JSN {joint['jsn']}  erosion {joint['erosion']}")
+            else:
+                err.print(f"{joint['label']:8s} not assessable ({joint['reason']})")
+        totals = result["totals"]
         err.print(
-            f"{result['status']}: JSN total {result['totals']['jsn']}, erosion total "
-            f"{result['totals']['erosion']} (model {result['model']['version']}; "
-            "NOT FOR DIAGNOSTIC USE)"
+            f"{result['status']}: JSN total {totals['jsn']}, erosion total {totals['erosion']} "
+            f"over {totals['joints_scored']} of {totals['joints_expected']} joints "
+            f"(model {result['model']['version']}; NOT FOR DIAGNOSTIC USE)"
         )
 
 

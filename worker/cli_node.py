@@ -261,11 +261,13 @@ def scores(
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("scored", "instance", "side", "JSN", "erosion", "joints", "model")
+    table = Table("scored", "instance", "side", "JSN", "erosion", "joints scored", "model")
     for r in rows:
+        t = r["totals"]
         table.add_row(
             r["scored_at"][:19], str(r["instance_id"]), r["laterality"],
-            str(r["totals"]["jsn"]), str(r["totals"]["erosion"]), str(len(r["joints"])),
+            str(t["jsn"]), str(t["erosion"]),
+            f"{t.get('joints_scored', len(r['joints']))} of {t.get('joints_expected', '?')}",
             r["model"]["version"],
         )  # fmt: skip
     Console().print(table)

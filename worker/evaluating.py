@@ -178,17 +178,40 @@ def markdown_card(card: dict[str, Any]) -> str:
             f"- {part}: seed {s['seed']}, {s['count']} images, {s['hands']} hands each, "
             f"{s['distribution']} class frequencies"
         )
+    real = card["training_data"].get("real")
+    if real:
+        lines += [
+            "",
+            f"Real hands: {real['kind']}; {real['note']}. Split {real['split']}: "
+            f"{real['train']} for training, {real['tuning']} held out of training for choices "
+            f"(epochs, thresholds), {real['validation']} for validation only.",
+        ]
+    recipe = card["recipe"]
+    detector = card.get("detector", {}).get("kind", "cascade")
+    lines += ["", "## Recipe", "", f"- detector: {detector}"]
+    if detector == "cascade":
+        lines.append(
+            f"- cascade: {json.dumps(recipe['cascade'])} on {recipe['cascade_images']} images"
+        )
+    else:
+        lines.append(
+            f"- keypoint network: {json.dumps(recipe.get('keypoints', {}))} on "
+            f"{recipe.get('keypoint_images')} phantoms and the real training hands "
+            f"(each shown {recipe.get('real_repeat')} times an epoch); best epoch "
+            f"{t.get('keypoints', {}).get('best_epoch')}"
+        )
     lines += [
-        "",
-        "## Recipe",
-        "",
-        f"- cascade: {json.dumps(card['recipe']['cascade'])} on "
-        f"{card['recipe']['cascade_images']} images",
-        f"- CNNs: {json.dumps(card['recipe']['cnn'])}",
+        f"- CNNs: {json.dumps(recipe['cnn'])}",
         f"- best epochs: JSN {t['jsn']['best_epoch']}, erosion {t['erosion']['best_epoch']}",
         f"- clips: {t['clips']}; seconds: {t['seconds']}",
-        "",
     ]
+    if "abstention" in card:
+        lines.append(
+            f"- not assessable when: {json.dumps(card['abstention'])}, or a clip's typicality "
+            f"distance exceeds {t.get('typicality_threshold')} (the 99.5th percentile of "
+            "held-out training-kind clips)"
+        )
+    lines.append("")
     if "evaluation" in card:
         ts = card["evaluation"].get("test_set", {})
         lines += [
@@ -197,6 +220,20 @@ def markdown_card(card: dict[str, Any]) -> str:
             f"Held-out phantoms (seed {ts.get('seed')}, never used in training):",
             "",
             markdown_table(card["evaluation"]),
+            "",
+        ]
+    if "evaluation_real" in card:
+        from worker.landmark_evaluating import readable_table
+
+        ev = card["evaluation_real"]
+        lines += [
+            "## Evaluation on real images",
+            "",
+            f"The validation split of the real hands ({ev['images']} images, never used in "
+            "training or for any choice), told no laterality, as a scanned film arrives. "
+            "Healthy children's hands: every grade of JSN ≥ 2 or erosion ≥ 2 is wrong.",
+            "",
+            readable_table(ev),
             "",
         ]
     lines += [
