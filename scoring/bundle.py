@@ -45,7 +45,7 @@ def device_uid(digest: str) -> str:
     return f"2.25.{uuid.UUID(digest[:32]).int}"
 
 
-def save_net(net: JointNet, path: Path) -> None:
+def save_net(net: torch.nn.Module, path: Path) -> None:
     """Weights in half precision: the networks are scored in float32, stored small."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
     torch.save(state, path)

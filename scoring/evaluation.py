@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .metrics import Agreement, confusion_matrix, pearson
 
 
@@ -37,6 +39,8 @@ class PredictedJoint:
     erosion: int | None
     assessable: bool = True
     reason: str = ""  #: why not assessable
+    jsn_probs: tuple[float, ...] = ()  #: the network's class probabilities, for calibration
+    erosion_probs: tuple[float, ...] = ()
 
 
 def _graded(p: PredictedJoint) -> bool:
@@ -110,20 +114,70 @@ def _agreement(true: list[int], pred: list[int], classes: int) -> dict[str, Any]
     }
 
 
+def expected_calibration_error(
+    probs: Sequence[Sequence[float]], truth: Sequence[int], bins: int = 10
+) -> float:
+    """ECE of the most probable class: the mean gap between confidence and accuracy over
+    equal-width confidence bins, weighted by how many answers fall in each."""
+    if not probs:
+        return float("nan")
+    p = np.asarray(probs, dtype=float)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == np.asarray(truth)).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.mean() * abs(confidence[members].mean() - correct[members].mean())
+    return float(gap)
+
+
+def _bootstrap(
+    per_image: Sequence[tuple[float, float]], draws: int = 1000, seed: int = 0
+) -> list[float]:
+    """95 % interval of sum(hits) / sum(totals) over images drawn with replacement."""
+    counts = np.asarray([c for c in per_image if c[1] > 0], dtype=float).reshape(-1, 2)
+    if len(counts) == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(counts), (draws, len(counts)))
+    sums = counts[picks].sum(axis=1)
+    rates = sums[:, 0] / np.maximum(sums[:, 1], 1e-12)
+    return [float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975))]
+
+
 def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
-    """The evaluation figures (DESIGN.md, ``rascore evaluate --json``), plus confusion matrices."""
+    """The evaluation figures (DESIGN.md, ``rascore evaluate --json``), plus confusion matrices,
+    calibration, abstention and 95 % bootstrap intervals over images."""
     detected = {"PIP": [0, 0], "IP": [0, 0], "MCP": [0, 0]}
+    calibration: dict[str, tuple[list[Sequence[float]], list[int]]] = {
+        "jsn": ([], []),
+        "erosion": ([], []),
+    }
+    per_image: dict[str, list[tuple[float, float]]] = {"detection": [], "jsn": [], "erosion": []}
     identity = [0, 0]
     pairs = {"all": _Pairs(), "PIP/IP": _Pairs(), "MCP": _Pairs()}
     totals_true_jsn, totals_pred_jsn, totals_true_ero, totals_pred_ero = [], [], [], []
     not_assessable: dict[str, int] = {}  # reason → joints found but not graded
     for image in images:
         ungraded: list[TrueJoint] = []  # true joints whose match the model did not grade
-        for t, p in _match(image):
+        found = jsn_hits = ero_hits = graded_here = 0
+        matched = _match(image)
+        for t, p in matched:
             detected[t.joint_type][1] += 1
             if p is None:
                 continue
             detected[t.joint_type][0] += 1
+            found += 1
+            for kind, probs, true in (
+                ("jsn", p.jsn_probs, t.jsn),
+                ("erosion", p.erosion_probs, t.erosion),
+            ):
+                if probs:
+                    calibration[kind][0].append(probs)
+                    calibration[kind][1].append(true)
             identity[1] += 1
             identity[0] += p.label == t.label
             if not _graded(p):
@@ -131,6 +185,12 @@ def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
                 continue
             pairs["all"].add(t, p)
             pairs["MCP" if t.joint_type == "MCP" else "PIP/IP"].add(t, p)
+            graded_here += 1
+            jsn_hits += p.jsn == t.jsn
+            ero_hits += p.erosion == t.erosion
+        per_image["detection"].append((found, len(matched)))
+        per_image["jsn"].append((jsn_hits, graded_here))
+        per_image["erosion"].append((ero_hits, graded_here))
         for p in image.predicted:
             if not _graded(p):
                 reason = p.reason or "no reason given"
@@ -158,6 +218,9 @@ def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
         )
         block["per_type"] = {g: _agreement(*get(pairs[g]), classes) for g in ("PIP/IP", "MCP")}
         block["confusion"] = confusion_matrix(*get(pairs["all"]), classes).tolist()
+        block["pea_ci95"] = _bootstrap(per_image[kind])
+        #: of the network's raw answers on every found joint, graded or not
+        block["ece"] = expected_calibration_error(*calibration[kind])
         return block
 
     hits = sum(v[0] for v in detected.values())
@@ -170,7 +233,9 @@ def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
             "sensitivity": rate(hits, total),
             "per_type": {k: rate(*v) for k, v in detected.items()},
             "identity_accuracy": rate(*identity),
+            "sensitivity_ci95": _bootstrap(per_image["detection"]),
         },
+        "abstention_rate": rate(sum(not_assessable.values()), hits),
         #: joints found but not graded (left out of the JSN and erosion figures), by reason
         "not_assessable": sum(not_assessable.values()),
         "not_assessable_reasons": dict(sorted(not_assessable.items())),

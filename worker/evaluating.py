@@ -44,6 +44,8 @@ def evaluate_folder(
                 j.erosion if j.assessable else None,
                 assessable=j.assessable,
                 reason=j.reason,
+                jsn_probs=j.jsn_probs,
+                erosion_probs=j.erosion_probs,
             )
             for j in scored.score.joints
         ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from dicom_io.reading import GreyscaleImage, read_radiograph
 from scoring.joints import joint_type
@@ -39,7 +39,7 @@ SCORED_LANDMARKS: dict[int, str] = {
 #: the DIP joints of fingers 2–5: never scored, the detector's likeliest confusion
 DIP_LANDMARKS: dict[int, str] = {23: "DIP2", 27: "DIP3", 31: "DIP4", 35: "DIP5"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-_CR = "1.2.840.10008.5.1.4.1.1.1"
+_CR = UID("1.2.840.10008.5.1.4.1.1.1")
 #: joint → the joint proximal (MCP: distal) to it on the same ray, giving the bone's axis
 _RAY_NEIGHBOUR = {
     "IP": "MCP1",
