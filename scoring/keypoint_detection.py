@@ -24,6 +24,8 @@ from .hand_geometry import PlacedHand, place_template
 from .identify import HandTemplate
 from .keypoints import STRIDE, KeypointNet, Peak, find_peaks, predict_heatmaps
 
+#: an upright search that finds this many joints is not retried turned
+ACCEPT_UPRIGHT = 6
 #: peaks closer than this (heat-map pixels) are one place
 SAME_PLACE = 2.5
 #: peaks at least this high decide whether an image shows two hands
@@ -122,12 +124,51 @@ def _side(placed: PlacedHand, laterality: str, hands: int, index: int) -> str:
 
 
 def find_hands(
-    net: KeypointNet,
-    grey: np.ndarray,
-    laterality: str,
-    template: HandTemplate,
+    net: KeypointNet, grey: np.ndarray, laterality: str, template: HandTemplate
 ) -> list[FoundHand]:
-    """The hands of a display grey-scale image, left to right."""
+    """The hands of a display grey-scale image, left to right. An image that shows no hand
+    the right way up (fingers up) is tried turned by 180°, 90° and 270°: films are scanned
+    and exports written every way round."""
+    hands = _find_upright(net, grey, laterality, template)
+    if sum(len(h.joints) for h in hands) >= ACCEPT_UPRIGHT:
+        return hands
+    for turns in (2, 1, 3):
+        turned = _find_upright(net, np.rot90(grey, turns), laterality, template)
+        if sum(len(h.joints) for h in turned) > sum(len(h.joints) for h in hands):
+            hands = [_turn_back(h, turns, grey.shape) for h in turned]
+    return hands
+
+
+def _turn_back(hand: FoundHand, turns: int, shape: tuple[int, ...]) -> FoundHand:
+    """A hand found in ``np.rot90(grey, turns)``, in the coordinates of ``grey``."""
+    rows, cols = shape[:2]
+
+    def back(x: float, y: float) -> tuple[float, float]:
+        if turns == 1:
+            return cols - 1 - y, x
+        if turns == 2:
+            return cols - 1 - x, rows - 1 - y
+        return y, rows - 1 - x
+
+    joints = {n: Peak(p.name, *back(p.x, p.y), p.score) for n, p in hand.joints.items()}
+    placed = PlacedHand(
+        hand.placed.scale,
+        hand.placed.mirrored,
+        {n: back(*xy) for n, xy in hand.placed.placed.items()},
+        dict(hand.placed.residual),
+    )
+    return FoundHand(
+        hand.side,
+        joints,
+        placed,
+        dict(hand.missing),
+        {n: back(*xy) for n, xy in hand.missing_at.items()},
+    )
+
+
+def _find_upright(
+    net: KeypointNet, grey: np.ndarray, laterality: str, template: HandTemplate
+) -> list[FoundHand]:
     heat, box = predict_heatmaps(net, grey)
     peaks = _one_name_per_place(find_peaks(heat, box), SAME_PLACE * STRIDE / box.scale)
     groups = _split_hands(peaks, laterality)

@@ -95,3 +95,22 @@ def test_a_far_outlier_is_dropped_and_the_rest_kept(template: HandTemplate) -> N
     assert placed is not None
     assert set(kept) == set(JOINT_NAMES) - {"PIP3"}
     assert len(kept) >= MIN_JOINTS_PER_HAND
+
+
+def test_a_turned_hand_maps_back_to_the_image() -> None:
+    from scoring.hand_geometry import PlacedHand
+    from scoring.keypoint_detection import FoundHand, _turn_back
+
+    grey = np.zeros((30, 50), np.float32)  # rows, columns
+    grey[4, 7] = 1.0
+    for turns in (1, 2, 3):
+        turned = np.rot90(grey, turns)
+        ty, tx = (int(v[0]) for v in np.nonzero(turned))
+        hand = FoundHand(
+            "L",
+            {"IP": Peak("IP", float(tx), float(ty), 0.9)},
+            PlacedHand(1.0, False, {"IP": (float(tx), float(ty))}, {"IP": 0.0}),
+        )
+        back = _turn_back(hand, turns, grey.shape)
+        assert (back.joints["IP"].x, back.joints["IP"].y) == (7.0, 4.0), turns
+        assert back.placed.placed["IP"] == (7.0, 4.0)
