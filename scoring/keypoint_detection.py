@@ -19,15 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from .hand_geometry import PlacedHand, place_template
 from .identify import HandTemplate
 from .keypoints import STRIDE, KeypointNet, Peak, find_peaks, predict_heatmaps
 
+#: a box whose grey levels spread less than this (of the 0–1 display range) shows nothing
+BLANK_STD = 0.01
 #: an upright search that finds this many joints is not retried turned
 ACCEPT_UPRIGHT = 6
 #: peaks closer than this (heat-map pixels) are one place
-SAME_PLACE = 2.5
+SAME_PLACE = 1.5
+#: candidate peaks per joint name: two hands, and echoes of neighbouring fingers
+PEAKS_PER_NAME = 4
 #: peaks at least this high decide whether an image shows two hands
 STRONG_PEAK = 0.5
 #: a hand is believed when at least this many of its ten joints are found in a plausible shape
@@ -80,22 +85,48 @@ def _split_hands(peaks: Sequence[Peak], laterality: str) -> list[list[Peak]]:
     return [list(peaks)]
 
 
-def _one_name_per_place(peaks: Sequence[Peak], radius: float) -> list[Peak]:
-    """Where peaks of different channels coincide (a finger's joint echoed in its
-    neighbour's channel), keep only the highest."""
-    kept: list[Peak] = []
+def _places(peaks: Sequence[Peak], radius: float) -> list[list[Peak]]:
+    """Peaks grouped by place: a joint shows in its own channel and, weaker, echoed in its
+    neighbours' (PIP3's in PIP4's); peaks closer than ``radius`` are one place."""
+    places: list[list[Peak]] = []
     for peak in sorted(peaks, key=lambda p: -p.score):
-        if all(np.hypot(peak.x - k.x, peak.y - k.y) > radius for k in kept):
-            kept.append(peak)
-    return kept
+        for place in places:
+            if np.hypot(peak.x - place[0].x, peak.y - place[0].y) <= radius:
+                place.append(peak)
+                break
+        else:
+            places.append([peak])
+    return places
 
 
-def _best_per_name(peaks: Sequence[Peak]) -> dict[str, Peak]:
-    best: dict[str, Peak] = {}
-    for peak in peaks:
-        if peak.name not in best or peak.score > best[peak.name].score:
-            best[peak.name] = peak
-    return best
+def _finger_centre(group: Sequence[Peak]) -> tuple[float, float]:
+    fingers = [p for p in group if p.name not in ("IP", "MCP1")] or list(group)
+    return float(np.mean([p.x for p in fingers])), float(np.mean([p.y for p in fingers]))
+
+
+def _nearest(peak: Peak, centres: Sequence[tuple[float, float]]) -> int:
+    return int(np.argmin([np.hypot(peak.x - cx, peak.y - cy) for cx, cy in centres]))
+
+
+def _name_places(places: Sequence[Sequence[Peak]]) -> dict[str, Peak]:
+    """One name per place and one place per name, with the highest total score (Hungarian
+    assignment): where PIP3 echoes at PIP4's place higher than PIP4 itself, PIP4 still gets
+    its place if PIP3 has a better one of its own."""
+    if not places:
+        return {}
+    names = sorted({p.name for place in places for p in place})
+    gain = np.zeros((len(names), len(places)))
+    for j, place in enumerate(places):
+        for peak in place:
+            i = names.index(peak.name)
+            gain[i, j] = max(gain[i, j], peak.score)
+    rows, cols = linear_sum_assignment(-gain)
+    out = {}
+    for i, j in zip(rows, cols, strict=True):
+        if gain[i, j] > 0.0:
+            best = max((p for p in places[j] if p.name == names[i]), key=lambda p: p.score)
+            out[names[i]] = best
+    return out
 
 
 def _fit(
@@ -139,6 +170,16 @@ def find_hands(
     return hands
 
 
+def _blank(grey: np.ndarray, x: float, y: float, side: float) -> bool:
+    """Whether the joint's box holds no image: flat, as behind a collimator's shutter."""
+    rows, cols = grey.shape
+    x0, x1 = max(int(x - side / 2), 0), min(int(x + side / 2) + 1, cols)
+    y0, y1 = max(int(y - side / 2), 0), min(int(y + side / 2) + 1, rows)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return True
+    return float(np.std(grey[y0:y1, x0:x1])) < BLANK_STD
+
+
 def _turn_back(hand: FoundHand, turns: int, shape: tuple[int, ...]) -> FoundHand:
     """A hand found in ``np.rot90(grey, turns)``, in the coordinates of ``grey``."""
     rows, cols = shape[:2]
@@ -170,11 +211,17 @@ def _find_upright(
     net: KeypointNet, grey: np.ndarray, laterality: str, template: HandTemplate
 ) -> list[FoundHand]:
     heat, box = predict_heatmaps(net, grey)
-    peaks = _one_name_per_place(find_peaks(heat, box), SAME_PLACE * STRIDE / box.scale)
-    groups = _split_hands(peaks, laterality)
+    radius = SAME_PLACE * STRIDE / box.scale
+    peaks = find_peaks(heat, box, per_channel=PEAKS_PER_NAME)
+    # whether there are two hands is judged on the best name of each place
+    groups = _split_hands([place[0] for place in _places(peaks, radius)], laterality)
+    # every candidate goes to the hand whose fingers it is nearest: the thumbs point inwards,
+    # so a cut in x alone may give one hand's thumb to the other
+    centres = [_finger_centre(group) for group in groups]
     fitted = []
-    for group in groups:
-        joints, placed = _fit(_best_per_name(group), template)
+    for k in range(len(groups)):
+        mine = [p for p in peaks if _nearest(p, centres) == k]
+        joints, placed = _fit(_name_places(_places(mine, radius)), template)
         if placed is not None and len(joints) >= MIN_JOINTS_PER_HAND:
             fitted.append((joints, placed))
     fitted.sort(key=lambda item: float(np.mean([p.x for p in item[0].values()])))
@@ -188,7 +235,8 @@ def _find_upright(
             x, y = placed.placed[name]
             margin = _OUTSIDE * placed.box_side(template, name)
             inside = -margin <= x < cols + margin and -margin <= y < rows + margin
-            hand.missing[name] = "not found" if inside else "not imaged"
+            imaged = inside and not _blank(grey, x, y, placed.box_side(template, name))
+            hand.missing[name] = "not found" if imaged else "not imaged"
             hand.missing_at[name] = (x, y)
         hands.append(hand)
     if len({h.side for h in hands}) < len(hands):  # never two hands of one side
