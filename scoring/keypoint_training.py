@@ -33,7 +33,7 @@ class KeypointSample:
 
 @dataclass(frozen=True)
 class KeypointConfig:
-    max_epochs: int = 30
+    max_epochs: int = 40
     patience: int = 6
     batch_size: int = 16
     learning_rate: float = 2e-3
