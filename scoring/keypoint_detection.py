@@ -25,6 +25,9 @@ from .hand_geometry import PlacedHand, place_template
 from .identify import HandTemplate
 from .keypoints import STRIDE, KeypointNet, Peak, find_peaks, predict_heatmaps
 
+#: a proximal phalanx this much longer than its hand's others suggest ends at a DIP joint (a
+#: middle phalanx is over half a proximal one)
+LONG_PHALANX = 1.35
 #: a box whose grey levels spread less than this (of the 0–1 display range) shows nothing
 BLANK_STD = 0.01
 #: an upright search that finds this many joints is not retried turned
@@ -132,16 +135,42 @@ def _name_places(places: Sequence[Sequence[Peak]]) -> dict[str, Peak]:
 def _fit(
     joints: dict[str, Peak], template: HandTemplate
 ) -> tuple[dict[str, Peak], PlacedHand | None]:
-    """Fit the mean hand; drop the worst outlier and refit while one is too far off."""
+    """Fit the mean hand; drop the worst outlier and refit while one is too far off, then
+    drop a distal joint whose bone is far too long for its hand (a DIP taken for a PIP)."""
     while len(joints) >= MIN_JOINTS_PER_HAND:
         placed = place_template(template, {n: (p.x, p.y) for n, p in joints.items()})
         if placed is None:
             return joints, None
         worst = max(placed.residual, key=lambda n: placed.residual[n])
         if placed.residual[worst] <= OUTLIER_RAYS * placed.ray_length():
-            return joints, placed
+            too_long = _too_long(joints, placed)
+            if not too_long:
+                return joints, placed
+            joints = {n: p for n, p in joints.items() if n not in too_long}
+            continue
         joints = {n: p for n, p in joints.items() if n != worst}
     return joints, None
+
+
+#: the proximal phalanx of each ray: (distal joint, proximal joint)
+_PHALANGES = (("IP", "MCP1"), *((f"PIP{k}", f"MCP{k}") for k in range(2, 6)))
+
+
+def _too_long(joints: dict[str, Peak], placed: PlacedHand) -> list[str]:
+    """Distal joints whose phalanx is over LONG_PHALANX × the length the hand's other rays
+    lead one to expect: fingers spread, but their bones keep their proportions."""
+    ratios = {}
+    for distal, proximal in _PHALANGES:
+        if distal in joints and proximal in joints:
+            found = np.hypot(
+                joints[distal].x - joints[proximal].x, joints[distal].y - joints[proximal].y
+            )
+            expected = np.hypot(*np.subtract(placed.placed[distal], placed.placed[proximal]))
+            ratios[distal] = float(found / max(expected, 1e-6))
+    if len(ratios) < 3:
+        return []
+    typical = float(np.median(list(ratios.values())))
+    return [n for n, r in ratios.items() if r > LONG_PHALANX * typical]
 
 
 def _side(placed: PlacedHand, laterality: str, hands: int, index: int) -> str:
