@@ -79,3 +79,32 @@ def test_a_changed_artefact_is_refused(small_model: Path, tmp_path: Path) -> Non
         f.write(b"\0")
     with pytest.raises(ValueError, match="content hash"):
         ModelBundle.load(copy)
+
+
+def test_the_papers_cascade_can_still_be_trained_and_selected(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`--detector cascade`: OpenCV 3.4's opencv_traincascade, the paper's detector."""
+    out = tmp_path_factory.mktemp("cascade-model")
+    done = subprocess.run(
+        [RASCORE, "train", "--out", str(out), "--small", "--detector", "cascade"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "cascade.xml").is_file() and not (out / "keypoints.pt").exists()
+    card = json.loads((out / "card.json").read_text())
+    assert card["detector"]["kind"] == "cascade"
+    scorer = Scorer.load(out)
+    assert scorer.detector is not None and scorer.keypoints is None
+
+
+def test_an_unknown_detector_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [RASCORE, "train", "--out", str(tmp_path / "m"), "--small", "--detector", "sift"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "unknown detector" in done.stderr
