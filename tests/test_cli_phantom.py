@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -34,7 +35,9 @@ def phantom_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_files_pass_dciodvfy(phantom_set: Path, assert_dciodvfy_clean) -> None:
+def test_files_pass_dciodvfy(
+    phantom_set: Path, assert_dciodvfy_clean: Callable[[Path | str], str]
+) -> None:
     files = sorted(phantom_set.glob("*.dcm"))
     assert len(files) == 3
     for path in files:

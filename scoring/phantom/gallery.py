@@ -13,9 +13,17 @@ _GREEN, _YELLOW, _ORANGE, _RED = (80, 220, 80), (60, 230, 250), (40, 160, 255), 
 
 
 def display_grey(image: PhantomImage) -> np.ndarray:
-    """8-bit grey-scale as a viewer shows it: bone bright, windowed on the anatomy."""
+    """8-bit grey-scale as a viewer shows it: bone bright, in the file's window where it has
+    one (rescaled), else windowed on the image's histogram."""
     acq = image.acquisition
     values = image.pixels.astype(np.float32)
+    if acq.window is not None:
+        slope, intercept = acq.rescale or (1.0, 0.0)
+        centre, width = acq.window
+        grey = (values * slope + intercept - (centre - width / 2.0)) / max(width, 1.0)
+        if acq.photometric == "MONOCHROME1":
+            grey = 1.0 - grey
+        return np.asarray(np.clip(grey * 255.0, 0, 255), dtype=np.uint8)
     if acq.photometric == "MONOCHROME1":
         values = float((1 << acq.bits_stored) - 1) - values
     sample = values[::8, ::8]

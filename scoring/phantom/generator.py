@@ -2,7 +2,15 @@
 
 Randomness is keyed by (seed, patient) for the patient's anatomy and disease, and by
 (seed, image) for the acquisition, so the same seed always gives the same pixels and the two
-single-hand images of one patient show the same patient.
+single-hand images of one patient show the same patient. How the tissues look
+(:class:`~.render.TissueStyle`, per patient) and how the image is rendered
+(:class:`~.acquisition.Look`, per image) come from streams of their own, so that they leave
+anatomy, disease, pose and truth exactly as generator 1.0 drew them for the same seed.
+
+Generator 1.1 randomises that appearance between 1.0's clean look and that of real scanned
+films (domain randomisation): about 30 % of images and patients stay near the clean look, the
+rest lean towards real. ``PhantomConfig(realism=0.0)`` gives 1.0's pixels exactly;
+``realism=1.0`` the most film-like end of every range.
 """
 
 from __future__ import annotations
@@ -13,7 +21,18 @@ from typing import Literal
 
 import numpy as np
 
-from .acquisition import Exposure, Quantisation, anatomy_window, draw_marker, expose
+from .acquisition import (
+    Exposure,
+    Look,
+    Quantisation,
+    add_grain,
+    draw_marker,
+    expose,
+    open_beam_level,
+    presentation_window,
+    scatter_field,
+    tone_curve,
+)
 from .anatomy import Hand, JointGeometry, PatientAnatomy, Pose, build_hand
 from .disease import Distribution, sample_scores
 from .model import (
@@ -27,9 +46,9 @@ from .model import (
     Side,
     joint_type,
 )
-from .render import Canvas, soft_tissue_thickness, trabecular_texture
+from .render import Canvas, TissueStyle, soft_tissue_thickness, trabecular_texture
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 MIN_SIDE, MAX_SIDE = 1800, 3000
 MIN_SPACING, MAX_SPACING = 0.10, 0.20
 
@@ -46,6 +65,9 @@ class PhantomConfig:
     #: draw erosions (tests switch them off to see exactly which pixels they change)
     erosions: bool = True
     noise: bool = True
+    #: pin every image's look (0: generator 1.0's clean look, exactly; 1: the most film-like
+    #: end of every range); None draws it per image and patient, most of them real-looking
+    realism: float | None = None
 
 
 def study_layout(index: int, hands: int) -> tuple[int, tuple[Side, ...]]:
@@ -107,6 +129,9 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         by_name = {s.name: s for s in scores if s.side == side}
         hands.append(build_hand(hrng, side, anatomy, by_name, patient.severity))
 
+    style = TissueStyle.sample(np.random.default_rng([seed, patient_index, 5]), config.realism)
+    look_rng = np.random.default_rng([seed, index, 7])
+    look = Look.sample(look_rng, config.realism)
     rng = np.random.default_rng([seed, index, 99])
     poses, width, height = _fit_field(hands, rng)
     spacing = _choose_spacing(rng, width, height)
@@ -114,7 +139,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     rows = int(np.clip(round(height / spacing), MIN_SIDE, MAX_SIDE))
     posed = [hand.posed(pose) for hand, pose in zip(hands, poses, strict=True)]
 
-    canvas = Canvas(rows, columns, spacing, trabecular_texture(rng))
+    canvas = Canvas(rows, columns, spacing, trabecular_texture(rng, style=style), style)
     canvas.add_soft_tissue(
         soft_tissue_thickness(
             rows,
@@ -123,8 +148,14 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
             [s for h in posed for s in h.strokes],
             [p for h in posed for p in h.polygons],
             [b for h in posed for b in h.blobs],
+            depth_mm=style.tissue_depth_mm,
+            round_mm=style.outline_round_mm,
         )
     )
+    # the soft tissue alone, coarsely: where the open beam is (bones and erosions never reach
+    # air) and where scatter comes from
+    tissue = canvas.attenuation[::4, ::4].copy()
+    scatter = scatter_field(tissue[::2, ::2], (rows, columns), spacing, look, step=8)
     for hand in posed:
         for carpal in hand.carpals:
             canvas.draw_ellipsoid(carpal)
@@ -139,14 +170,24 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         corner = (float(np.clip(outer_x, 12.0, columns * spacing - 24.0)), 12.0)
         draw_marker(canvas.attenuation, spacing, hand.side, corner)
 
-    signal = expose(canvas.attenuation, spacing, exposure, rng, noise=config.noise)
+    signal = expose(
+        canvas.attenuation, spacing, exposure, rng, noise=config.noise, look=look, scatter=scatter
+    )
+    presented = tone_curve(signal, look)
+    air = open_beam_level(tissue, spacing, exposure, look, scatter)
+    if air is not None and air < 0 and look.scatter > 0:
+        presented -= np.float32(air)  # scatter lifts the open beam: keep it off the floor
+        air = 0.0
+    lo_s, hi_s = presentation_window(presented, canvas.attenuation, look, air)
+    if config.noise:
+        add_grain(presented, look, look_rng)
     modality: Modality = config.modalities[int(rng.integers(len(config.modalities)))]
     photometric: Photometric = config.photometrics[int(rng.integers(len(config.photometrics)))]
     encoding: Encoding = config.encodings[index % len(config.encodings)]  # an even mix
     bits = int(rng.integers(10, 17))
     quant = Quantisation.sample(rng, bits)
     inverted = photometric == "MONOCHROME1"
-    pixels = quant.stored(signal, inverted)
+    pixels = quant.stored(presented, inverted)
 
     # DX fixes the rescale at slope 1, intercept 0 (DX Image Module); CR may use any, or none.
     rescale_options: list[tuple[float, float] | None] = [(1.0, 0.0)]
@@ -154,8 +195,9 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         rescale_options += [(1.0, -1024.0), (0.5, 0.0), None]
     rescale = rescale_options[int(rng.integers(len(rescale_options)))]
     window: tuple[float, float] | None = None
+    # air shows grey (the look's fog) where the file carries its window; without one a reader
+    # makes its own from the histogram, as it would for any such radiograph
     if modality == "DX" or rng.random() < 0.6:
-        lo_s, hi_s = anatomy_window(signal, canvas.attenuation)
         a, b = quant.value_of(lo_s, inverted), quant.value_of(hi_s, inverted)
         slope, intercept = rescale or (1.0, 0.0)
         window = (

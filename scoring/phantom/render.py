@@ -6,12 +6,20 @@ tube (or an ellipsoid for the carpals): a dense cortical shell, trabecular bone 
 marrow in the shaft. The local picture is then warped into the image with one affine warp, so
 the cost follows the bone's area and trabeculae keep running along the bone.
 
+How bones and soft tissue look beyond their geometry — waisted shafts, a cortex that fades
+into the marrow, coarse or fine trabeculae, bone density against soft tissue — is a
+:class:`TissueStyle`, drawn per patient over a range that holds both the phantom's first, clean
+look and the look of real radiographs (domain randomisation). None of it moves a joint
+surface, so the joints' truth geometry stays exact.
+
 Attenuation coefficients are per mm at the effective energy of a ~50 kVp hand exposure.
 """
 
 from __future__ import annotations
 
 import itertools
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -115,6 +123,98 @@ class EllipsoidBone:
     density: float = 1.0
 
 
+def draw_realism(rng: np.random.Generator) -> float:
+    """How real-looking one image (or patient) is to be: 0 the phantom's first, clean look, 1 a
+    scanned film's. About 30 % stay near the clean look, the rest lean towards real."""
+    if rng.random() < 0.3:
+        return float(rng.uniform(0.0, 0.2))
+    return float(rng.uniform(0.45, 1.0))
+
+
+def mixer(
+    rng: np.random.Generator, realism: float | None
+) -> tuple[float, Callable[[float, float, float], float]]:
+    """The realism of one draw (``realism``, or :func:`draw_realism`'s) and a function that
+    places a parameter between its clean value and a real-looking one from a range:
+    ``mix(clean, lo, hi)``. A drawn realism gives each parameter a little independent scatter
+    around it, so that parameters do not move in lock step; a given one is followed exactly
+    (0: every parameter at its clean value)."""
+    t = draw_realism(rng) if realism is None else float(np.clip(realism, 0.0, 1.0))
+    jitter = realism is None
+
+    def mix(clean: float, lo: float, hi: float) -> float:
+        real = float(rng.uniform(lo, hi))
+        share = float(np.clip(t + rng.normal(0.0, 0.15), 0.0, 1.0)) if jitter else t
+        return clean + (real - clean) * share
+
+    return t, mix
+
+
+@dataclass(frozen=True)
+class TissueStyle:
+    """How one patient's bones and soft tissue look, apart from their geometry.
+
+    The defaults are the phantom's first look (generator 1.0): straight shafts with a crisp,
+    even cortex, fine trabeculae, adult bone density and thin soft tissue.
+    """
+
+    realism: float = 0.0
+    #: mid-shaft narrowing as a share of the shaft's width; the ends keep their widths
+    waist: float = 0.0
+    #: how far (share of the bone's length) the ends flare into the shaft
+    flare: float = 0.2
+    #: sideways bow of a shaft at its middle, mm (each bone its own direction and share)
+    bow_mm: float = 0.0
+    cortex_scale: float = 1.0  #: cortical thickness factor (thin in osteoporosis)
+    #: palmar and dorsal cortex against the sides' (a shaft's cross section is no ring of even
+    #: thickness: the sides are thicker, so the medulla shows darker between two bright lines)
+    cortex_front: float = 1.0
+    #: the endosteal surface spread over this many mm: a cortex that fades into the marrow
+    endosteal_mm: float = 0.0
+    #: softening (Gaussian sigma, mm) of a shaft's sides across the bone only: real cross
+    #: sections are not circles, so their projected sides rise gently; the joint surfaces,
+    #: which run across the bone, keep their sharpness
+    side_soft_mm: float = 0.0
+    plate_gain: float = 1.0  #: subchondral plates: how bright a line they draw
+    texture_gain: float = 0.45  #: trabecular contrast
+    texture_cycles_per_mm: float = 1.6  #: trabeculae: 1.6 fine … 0.8 coarse
+    texture_stretch: float = 0.45  #: how much longer than wide the texture is along the bone
+    mottle: float = 0.0  #: weight of a coarse (~3 mm) mottle in the texture
+    #: 0 blotchy noise … 1 a network of thin bright trabeculae (ridges of the same noise)
+    network: float = 0.0
+    bone_density: float = 1.0  #: all bone against soft tissue
+    soft_tissue: float = 1.0  #: soft-tissue density factor
+    #: how far in from the skin soft tissue keeps thickening, mm: a deeper palm, and fingers
+    #: that round off gradually rather than reaching a plateau
+    tissue_depth_mm: float = 7.5
+    outline_round_mm: float = 0.0  #: rounding of the skin outline's corners, mm
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, realism: float | None = None) -> TissueStyle:
+        """A patient's style, from the clean look to a real one (see :func:`mixer`)."""
+        t, lerp = mixer(rng, realism)
+        return cls(
+            realism=round(t, 3),
+            waist=lerp(0.0, 0.12, 0.28),
+            flare=lerp(0.2, 0.28, 0.4),
+            bow_mm=lerp(0.0, 0.2, 0.6),
+            cortex_scale=lerp(1.0, 0.75, 1.05),
+            cortex_front=lerp(1.0, 0.35, 0.75),
+            endosteal_mm=lerp(0.0, 0.15, 0.45),
+            side_soft_mm=lerp(0.0, 0.2, 0.6),
+            plate_gain=lerp(1.0, 1.0, 1.8),
+            texture_gain=lerp(0.45, 0.7, 0.9),
+            texture_cycles_per_mm=lerp(1.6, 0.8, 1.3),
+            texture_stretch=lerp(0.45, 0.25, 0.5),
+            mottle=lerp(0.0, 0.0, 0.3),
+            network=lerp(0.0, 0.4, 0.9),
+            bone_density=lerp(1.0, 0.75, 0.95),
+            soft_tissue=lerp(1.0, 1.0, 1.15),
+            tissue_depth_mm=lerp(7.5, 7.5, 9.0),
+            outline_round_mm=lerp(0.0, 0.5, 1.5),
+        )
+
+
 class Canvas:
     """The attenuation map of one image and the trabecular texture its bones share."""
 
@@ -124,16 +224,22 @@ class Canvas:
         columns: int,
         spacing_mm: float,
         texture: np.ndarray,
+        style: TissueStyle | None = None,
     ) -> None:
         self.attenuation = np.zeros((rows, columns), np.float32)
         self.spacing = spacing_mm
         self.texture = texture
+        self.style = style or TissueStyle()
 
     # -- drawing -------------------------------------------------------------------------
 
     def draw_tube(self, bone: TubeBone, erosions: bool = True) -> None:
         s = self.spacing
-        half_max = 0.5 * max(bone.width_base, bone.width_shaft, bone.width_head) + 0.5
+        half_max = (
+            0.5 * max(bone.width_base, bone.width_shaft, bone.width_head)
+            + 0.5
+            + 3.0 * self.style.side_soft_mm
+        )
         v = np.arange(-half_max, half_max + s, s, dtype=np.float32)
         half_base, half_head = 0.5 * bone.width_base, 0.5 * bone.width_head
         into_base = bone.base.depth_into_bone(v, half_base)
@@ -142,28 +248,50 @@ class Canvas:
         u_hi = bone.length - min(0.0, float(into_head.min())) + 0.5
         u = np.arange(u_lo, u_hi + s, s, dtype=np.float32)
 
+        st = self.style
         length = bone.length
-        lb, lh = 0.2 * length, 0.2 * length
+        lb = lh = st.flare * length
         near_base = np.exp(-((u / lb) ** 2))
         near_head = np.exp(-(((length - u) / lh) ** 2))
+        # a waisted shaft: narrowest at its middle, flaring into the ends, which keep their width
+        middle = np.sin(np.pi * np.clip(u / length, 0.0, 1.0))
+        shaft = bone.width_shaft * (1.0 - st.waist * middle**2) if st.waist else bone.width_shaft
         radius = 0.5 * (
-            bone.width_shaft
-            + (bone.width_base - bone.width_shaft) * near_base
-            + (bone.width_head - bone.width_shaft) * near_head
+            shaft + (bone.width_base - shaft) * near_base + (bone.width_head - shaft) * near_head
         )
         endness = np.maximum(near_base, near_head)
         loss = 1.0 - bone.osteopenia_base * np.exp(-((u / (0.12 * length)) ** 2))
         loss = loss - bone.osteopenia_head * np.exp(-(((length - u) / (0.12 * length)) ** 2))
-        cortex = bone.cortex * (1.0 - 0.75 * endness) * (1.0 - 0.4 * (1.0 - loss))
+        cortex = bone.cortex * st.cortex_scale * (1.0 - 0.75 * endness) * (1.0 - 0.4 * (1.0 - loss))
         mu_inner = (MU_MARROW + (MU_TRABECULAR - MU_MARROW) * endness) * loss
 
         uu, vv = u[:, None], v[None, :]
+        # the shaft bows sideways (zero at the ends, so the joints stay where they are)
+        vs = vv - (st.bow_mm * _bone_share(bone.name) * middle)[:, None] if st.bow_mm else vv
         outer = radius[:, None]
         inner = np.maximum(outer - cortex[:, None], 0.05)
-        t_out = 2.0 * np.sqrt(np.maximum(outer * outer - vv * vv, 0.0))
-        t_in = 2.0 * np.sqrt(np.maximum(inner * inner - vv * vv, 0.0))
+        t_out = 2.0 * np.sqrt(np.maximum(outer * outer - vs * vs, 0.0))
+        # the medulla's depth: the palmar and dorsal cortex may be thinner than the sides'
+        deep = np.maximum(outer - st.cortex_front * cortex[:, None], 0.05) / inner
+        t_in = _chord(inner, vs) * deep
+
+        def soften(t: np.ndarray, sigma_mm: float) -> np.ndarray:
+            """Smoothed across the bone (v, the columns) only: the trabeculae and the joint
+            surfaces, which run across it, stay sharp."""
+            if sigma_mm <= 0:
+                return t
+            sigma = sigma_mm / s
+            size = (2 * int(3.0 * sigma) + 1, 1)
+            return np.asarray(cv2.GaussianBlur(t.astype(np.float32), size, sigma))
+
+        # soft sides (real cross sections are no circles), and an endosteal surface spread
+        # over a band: a cortex that fades into the medulla
+        t_out = soften(t_out, st.side_soft_mm)
+        t_in = soften(t_in, float(np.hypot(st.side_soft_mm, st.endosteal_mm)))
         texture = self._texture(u, v)
-        att = MU_CORTEX * (t_out - t_in) + mu_inner[:, None] * t_in * (1.0 + 0.45 * texture)
+        att = MU_CORTEX * (t_out - t_in) + mu_inner[:, None] * t_in * (
+            1.0 + st.texture_gain * texture
+        )
 
         # The two ends: clip, fade the rounded ends, add the subchondral plates.
         start = into_base[None, :]
@@ -178,11 +306,12 @@ class Canvas:
                 att += (
                     MU_CORTEX
                     * 1.1
+                    * st.plate_gain
                     * plate
                     * (t_out > 0)
-                    * np.sqrt(np.clip(1 - (vv / outer) ** 2, 0, 1))
+                    * np.sqrt(np.clip(1 - (vs / outer) ** 2, 0, 1))
                 )
-        att = np.where(inside, att, 0.0).astype(np.float32) * bone.density
+        att = np.where(inside, att, 0.0).astype(np.float32) * (bone.density * st.bone_density)
 
         if erosions and bone.defects:
             keep = np.ones_like(att)
@@ -202,13 +331,17 @@ class Canvas:
         t_out = depth * np.sqrt(np.maximum(1.0 - q, 0.0))
         t_in = k * depth * np.sqrt(np.maximum(1.0 - q / (k * k), 0.0))
         texture = self._texture(u, v)
-        att = MU_CORTEX * 0.7 * (t_out - t_in) + MU_TRABECULAR * t_in * (1.0 + 0.45 * texture)
+        st = self.style
+        att = MU_CORTEX * 0.7 * st.cortex_scale * (t_out - t_in) + MU_TRABECULAR * t_in * (
+            1.0 + st.texture_gain * texture
+        )
+        density = bone.density * st.bone_density
         self._warp_add(
-            self.attenuation, att.astype(np.float32) * bone.density, bone.center, bone.axis, u, v
+            self.attenuation, att.astype(np.float32) * density, bone.center, bone.axis, u, v
         )
 
     def add_soft_tissue(self, thickness_mm: np.ndarray) -> None:
-        self.attenuation += MU_SOFT * thickness_mm
+        self.attenuation += (MU_SOFT * self.style.soft_tissue) * thickness_mm
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -261,17 +394,40 @@ class Canvas:
         target[y0:y1, x0:x1] += patch
 
 
-def trabecular_texture(rng: np.random.Generator, size: int = 256) -> np.ndarray:
+def _chord(radius: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Path length (mm) through a circle of ``radius`` at distance ``v`` from its centre."""
+    return np.asarray(2.0 * np.sqrt(np.maximum(radius * radius - v * v, 0.0)))
+
+
+def _bone_share(name: str) -> float:
+    """A fixed number in [-1, 1] per bone name: which way and how much its shaft bows."""
+    return (zlib.crc32(name.encode()) % 2001) / 1000.0 - 1.0
+
+
+def trabecular_texture(
+    rng: np.random.Generator, size: int = 256, style: TissueStyle | None = None
+) -> np.ndarray:
     """A tileable band-pass noise, stretched along the bone axis, zero mean, unit spread."""
+    style = style or TissueStyle()
     noise = rng.standard_normal((size, size))
     fu = np.fft.fftfreq(size)[:, None] / TEXTURE_MM  # cycles per mm along the axis
     fv = np.fft.fftfreq(size)[None, :] / TEXTURE_MM
-    # trabeculae ~0.2–0.4 mm thick, a few mm long along the axis
-    f = np.sqrt((fu * 0.45) ** 2 + fv**2)
-    band = np.exp(-(((f - 1.6) / 0.8) ** 2))
+    # trabeculae ~0.2–0.4 mm thick (fine) to ~0.5–1 mm (coarse), a few mm long along the axis
+    f = np.sqrt((fu * style.texture_stretch) ** 2 + fv**2)
+    centre = style.texture_cycles_per_mm
+    band = np.exp(-(((f - centre) / (0.5 * centre)) ** 2))
+    if style.mottle > 0:  # coarse mottling of the trabecular bone, ~3 mm blotches
+        g = np.sqrt(fu**2 + fv**2)
+        band = band + style.mottle * np.exp(-(((g - 0.3) / 0.15) ** 2))
     field = np.real(np.fft.ifft2(np.fft.fft2(noise) * band))
     field = (field - field.mean()) / (field.std() + 1e-9)
-    return np.tanh(field).astype(np.float32)
+    texture = np.tanh(field)
+    if style.network > 0:
+        # ridges where the noise crosses zero: thin connected struts, as trabeculae look
+        ridges = np.exp(-4.0 * field**2)
+        ridges = (ridges - ridges.mean()) / (ridges.std() + 1e-9)
+        texture = (1.0 - style.network) * texture + style.network * np.tanh(ridges)
+    return texture.astype(np.float32)
 
 
 def soft_tissue_thickness(
@@ -282,13 +438,17 @@ def soft_tissue_thickness(
     polygons: list[np.ndarray],
     blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]],
     scale: int = 4,
+    depth_mm: float = 7.5,
+    round_mm: float = 0.0,
 ) -> np.ndarray:
     """Soft-tissue thickness (mm) of the hands: fingers, palm, wrist and swellings.
 
     Drawn as a mask at 1/``scale`` resolution, turned into a rounded thickness by its distance
     transform (a finger is roughly a cylinder), then brought back to full size.
     strokes: (points N×2 mm, half-width mm); polygons: N×2 mm; blobs: (centre, (half-length,
-    half-width), direction of the length).
+    half-width), direction of the length). ``depth_mm``: how far in from the skin the tissue
+    keeps thickening (half the thickest tissue: 7.5 mm gives a 15 mm palm); ``round_mm``
+    rounds the outline's corners (web spaces, the palm polygon) over about that distance.
     """
     s = spacing_mm * scale
     h, w = (rows + scale - 1) // scale, (columns + scale - 1) // scale
@@ -315,9 +475,11 @@ def soft_tissue_thickness(
             -1,
             cv2.LINE_AA,
         )
-    binary = (mask > 127).astype(np.uint8)
+    # round the outline's corners (the palm is drawn as a polygon)
+    rounded = cv2.GaussianBlur(mask, (0, 0), round_mm / s) if round_mm > 0 else mask
+    binary = (rounded > 127).astype(np.uint8)
     dist = cv2.distanceTransform(binary, cv2.DIST_L2, 5) * s  # mm to the skin
-    r0 = 7.5
+    r0 = depth_mm
     d = np.minimum(dist, r0)
     thickness = 2.0 * np.sqrt(np.maximum(r0 * r0 - (r0 - d) ** 2, 0.0))
     thickness = cv2.GaussianBlur(thickness, (0, 0), 0.7)
