@@ -22,7 +22,15 @@ from .typicality import Typicality
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 #: every artefact a model may have, in hashing order; a model has the detector it names
-ARTEFACTS = ("cascade.xml", "keypoints.pt", "layout.json", "jsn.pt", "erosion.pt", "typicality.npz")
+ARTEFACTS = (
+    "cascade.xml",
+    "keypoints.pt",
+    "layout.json",
+    "jsn.pt",
+    "erosion.pt",
+    "typicality.npz",
+    "settings.json",  #: what changes the answers besides weights: abstention, class prior
+)
 REQUIRED = ("layout.json", "jsn.pt", "erosion.pt")
 DETECTOR_FILES = {"cascade": "cascade.xml", "keypoints": "keypoints.pt"}
 MODEL_NAME = "rascore-svdh-phantom"
@@ -67,6 +75,13 @@ class ModelBundle:
     jsn: JointNet
     erosion: JointNet
     typicality: Typicality | None = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Abstention rules and class prior (``settings.json``, hashed with the weights);
+        a model made before them has neither."""
+        path = self.directory / "settings.json"
+        return dict(json.loads(path.read_text())) if path.is_file() else {}
 
     @property
     def detector_kind(self) -> str:

@@ -7,8 +7,10 @@ laterality; the output is plain dataclasses. Nothing here knows DICOM, networkin
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,13 +120,54 @@ class Abstention:
     min_close_probability: float = 0.6
 
 
+@dataclass(frozen=True)
+class ClassPrior:
+    """Bayes' rule for a change of class frequencies between training and service.
+
+    The networks learn from phantoms drawn with every grade equally common (so that rare
+    grades are learned at all) plus healthy real joints; in a clinic most erosion scores are 0.
+    A network's output is proportional to likelihood × training prior, so multiplying by
+    target / training frequencies (per joint group) and renormalising gives the probabilities
+    under the clinic's frequencies. The card names both and the tasks it applies to.
+    """
+
+    train: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    #: task → joint group ("PIP/IP" or "MCP") → class frequencies in service
+    target: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_card(cls, data: dict[str, Any] | None) -> ClassPrior:
+        if not data:
+            return cls()
+        return cls(
+            {k: tuple(float(x) for x in v) for k, v in data["train"].items()},
+            {
+                task: {g: tuple(float(x) for x in v) for g, v in groups.items()}
+                for task, groups in data["target"].items()
+            },
+        )
+
+    def adjust(self, task: str, probs: np.ndarray, types: Sequence[str]) -> np.ndarray:
+        if task not in self.target or task not in self.train or not len(probs):
+            return probs
+        train = np.asarray(self.train[task], dtype=np.float64)
+        train = train / train.sum()
+        out = probs.astype(np.float64).copy()
+        for i, kind in enumerate(types):
+            target = np.asarray(self.target[task]["MCP" if kind == "MCP" else "PIP/IP"])
+            out[i] *= (target / target.sum()) / np.maximum(train, 1e-9)
+            out[i] /= max(out[i].sum(), 1e-12)
+        return out.astype(np.float32)
+
+
 class Scorer:
     """A loaded model, ready to score many images (load once per process)."""
 
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
         settings = dict(bundle.card.get("detector", {}))
-        self.abstention = Abstention(**bundle.card.get("abstention", {}))
+        self.abstention = Abstention(**bundle.settings.get("abstention", {}))
+        self.prior = ClassPrior.from_card(bundle.settings.get("class_prior"))
         self.keypoints: KeypointNet | None = None
         self.detector: CascadeDetector | None = None
         if bundle.detector_kind == "keypoints":
@@ -155,6 +198,9 @@ class Scorer:
         )
         jsn_probs, jsn_features = predict_with_features(self.bundle.jsn, clips)
         erosion_probs, erosion_features = predict_with_features(self.bundle.erosion, clips)
+        types = [joint_type(j.label.split("_", 1)[1]) for j in located]
+        jsn_probs = self.prior.adjust("jsn", jsn_probs, types)
+        erosion_probs = self.prior.adjust("erosion", erosion_probs, types)
         typicality = self.bundle.typicality
         distance = (
             typicality.distance(np.hstack([jsn_features, erosion_features]))

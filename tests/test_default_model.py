@@ -14,11 +14,18 @@ def bundle() -> ModelBundle:
 
 def test_card_says_what_the_model_is(bundle: ModelBundle) -> None:
     card = bundle.card
+    markdown = (DEFAULT_MODEL_DIR / "card.md").read_text()
     assert "NOT FOR DIAGNOSTIC USE" in card["intended_use"]
     assert "phantom" in card["intended_use"]
-    assert card["training_data"]["kind"] == "synthetic hand-radiograph phantom"
+    assert card["training_data"]["kind"].startswith("synthetic hand-radiograph phantom")
+    assert card["detector"]["kind"] in ("keypoints", "cascade")
+    # real hands: counted, split by image, research use said, validation never trained on
+    real = card["training_data"].get("real")
+    if real is not None:
+        assert "research use" in real["note"]
+        assert not set(real["validation_ids"]) & set(real["tuning_ids"])
+        assert "evaluation_real" in card and "real images" in markdown
     assert card["version"].endswith(card["content_hash"][:12])
-    markdown = (DEFAULT_MODEL_DIR / "card.md").read_text()
     assert "NOT FOR DIAGNOSTIC USE" in markdown and card["version"] in markdown
     # the test seeds were never used for training or validation
     seeds = {card["training_data"][k]["seed"] for k in ("train", "validation")}

@@ -143,6 +143,14 @@ def as_json(scorer: Scorer, scored: ScoredFile) -> dict[str, Any]:
         },
         "pixel_spacing_mm": score.spacing_mm,
         "pixel_spacing_assumed": score.spacing_assumed,
+        "pixel_spacing_source": (
+            "file"
+            if not score.spacing_assumed
+            else "estimated from the hand"
+            if scorer.bundle.detector_kind == "keypoints" and score.joints
+            else "assumed"
+        ),
+        "detector": scorer.bundle.detector_kind,
         "timings_ms": scored.timings_ms,
         "note": note(scorer, score),
     }
