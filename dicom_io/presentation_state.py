@@ -49,6 +49,7 @@ from dicom_io.overlay import (
 )
 from dicom_io.reading import read_radiograph
 from dicom_io.results import JointResult, ScoringResult
+from dicom_io.source_header import header_copy
 
 __all__ = [
     "CONTENT_LABEL",
@@ -336,6 +337,7 @@ def build_gsps(
             f"result is for image {result.source_sop_instance_uid}, not for {source.SOPInstanceUID}"
         )
     rows, columns = int(source.Rows), int(source.Columns)
+    header = header_copy(source)
     layer = GraphicLayer(
         layer_name=GRAPHIC_LAYER,
         order=1,
@@ -347,7 +349,7 @@ def build_gsps(
     layers = [layer]
     annotations = [
         GraphicAnnotation(
-            referenced_images=[source],
+            referenced_images=[header],
             graphic_layer=layer,
             graphic_objects=graphics or None,
             text_objects=[*texts, *_notes(result)],
@@ -364,7 +366,7 @@ def build_gsps(
         layers.append(na_layer)
         annotations.append(
             GraphicAnnotation(
-                referenced_images=[source],
+                referenced_images=[header],
                 graphic_layer=na_layer,
                 graphic_objects=na_graphics,
                 text_objects=na_texts,
@@ -375,7 +377,7 @@ def build_gsps(
         modality_lut_sequence = copy.deepcopy(source.ModalityLUTSequence)
 
     pr = GrayscaleSoftcopyPresentationState(
-        referenced_images=[source],
+        referenced_images=[header],
         series_instance_uid=series_instance_uid or generate_uid(),
         series_number=series_number,
         sop_instance_uid=sop_instance_uid or generate_uid(),

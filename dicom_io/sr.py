@@ -89,6 +89,7 @@ from dicom_io.results import (
     ModelInfo,
     ScoringResult,
 )
+from dicom_io.source_header import header_copy
 
 __all__ = [
     "NO_JOINTS_TEXT",
@@ -195,7 +196,9 @@ def build_sr(
             )
         )
 
-    report = _measurement_report(source, model, groups)
+    header, unknown = _header_for_highdicom(source)
+    report = _measurement_report(header, model, groups)
+    _drop_unknown_descriptors(report, unknown)
     equipment = hd.ContributingEquipment(
         manufacturer=model.manufacturer,
         purpose_of_reference=codes.PROCESSING_EQUIPMENT,
@@ -208,7 +211,7 @@ def build_sr(
     equipment.DeviceUID = model.device_uid  # changes whenever the model is retrained
 
     sr = Comprehensive3DSR(
-        evidence=[source],
+        evidence=[header],
         content=report,
         series_instance_uid=series_uid,
         series_number=series_number,
@@ -225,6 +228,63 @@ def build_sr(
         contributing_equipment=[equipment],
     )
     return sr
+
+
+#: Image Library descriptors of a projection radiograph (TID 1603) and where they come from
+_PROJECTION_DESCRIPTORS = {
+    "PatientOrientation": (
+        dcm_codes.DCM.PatientOrientationRow,
+        dcm_codes.DCM.PatientOrientationColumn,
+    ),
+    "ImagerPixelSpacing": (
+        dcm_codes.DCM.HorizontalPixelSpacing,
+        dcm_codes.DCM.VerticalPixelSpacing,
+    ),
+}
+
+
+def _header_for_highdicom(source: Dataset) -> tuple[Dataset, list[Code]]:
+    """A header-only copy of ``source`` that highdicom can build from, and the descriptors
+    it will have to be told to forget.
+
+    Scanned films and de-identified exports often lack Patient Orientation, Imager Pixel
+    Spacing, Patient's Birth Date or Accession Number; highdicom reads them unconditionally.
+    The copy gets empty Type 2 values for the patient and study (``header_copy``) and
+    placeholders for the rest, and the Image Library descriptors made from placeholders are
+    removed again: the SR never states what the file did not say.
+    """
+    header = header_copy(source)
+    unknown: list[Code] = []
+    orientation = list(source.get("PatientOrientation") or [])
+    if len(orientation) != 2 or not all(str(v).strip() for v in orientation):
+        header.PatientOrientation = ["A", "F"]  # placeholder, removed below
+        unknown += _PROJECTION_DESCRIPTORS["PatientOrientation"]
+    spacing = list(source.get("ImagerPixelSpacing") or [])
+    if len(spacing) != 2:
+        header.ImagerPixelSpacing = [1.0, 1.0]  # placeholder, removed below
+        unknown += _PROJECTION_DESCRIPTORS["ImagerPixelSpacing"]
+    return header, unknown
+
+
+def _drop_unknown_descriptors(report: Dataset, unknown: Sequence[Code]) -> None:
+    """Remove the named descriptors from every Image Library entry of ``report``."""
+    if not unknown:
+        return
+
+    def walk(item: Dataset) -> None:
+        children = item.get("ContentSequence")
+        if children is None:
+            return
+        kept = [c for c in children if not (_is_descriptor(c) and _name(c) in unknown)]
+        item.ContentSequence = DicomSequence(kept)
+        for child in kept:
+            walk(child)
+
+    walk(report)
+
+
+def _is_descriptor(item: Dataset) -> bool:
+    return item.get("RelationshipType") == "HAS ACQ CONTEXT" and "ConceptNameCodeSequence" in item
 
 
 def _validate(source: Dataset, result: ScoringResult) -> None:

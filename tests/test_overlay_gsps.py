@@ -642,3 +642,19 @@ def test_gsps_puts_not_assessable_joints_in_a_grey_dashed_layer(
     assert "model unsure (R_PIP3)" in notes and "unlike the training images (L_MCP2)" in notes
     assert "left out of the totals" in notes
     assert_renders_as_reading(built_partly, tmp_path)
+
+
+def test_a_scanned_film_without_orientation_or_identity(
+    phantom_file: Path, truth: dict[str, Any], tmp_path: Path, assert_dciodvfy_clean: Checker
+) -> None:
+    """A source without Patient Orientation, birth date or accession number still gets its SC
+    and GSPS; what it lacks stays unknown (empty), never invented."""
+    source = pydicom.dcmread(phantom_file)
+    for keyword in ("PatientOrientation", "PatientBirthDate", "AccessionNumber"):
+        if keyword in source:
+            delattr(source, keyword)
+    b = build_and_save(source, phantom_file, result_from_truth(source, truth["joints"]), tmp_path)
+    for path in (b.sc_path, b.gsps_path):
+        assert_dciodvfy_clean(path)
+        made = pydicom.dcmread(path)
+        assert made.PatientBirthDate == "" and made.AccessionNumber == ""

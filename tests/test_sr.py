@@ -578,3 +578,42 @@ def test_reports_without_not_assessable_counts_still_read(scored: Any) -> None:
             ]
     assert "Number of joints not assessable" not in str(ds)
     assert read_sr(ds) == result
+
+
+def test_a_scanned_film_without_orientation_spacing_or_identity(
+    phantom_file: Path, tmp_path: Path, assert_dciodvfy_clean: Checker
+) -> None:
+    """A film scanned or exported without Patient Orientation, Imager Pixel Spacing, birth date
+    or accession number still gets its SR, and the SR states none of what the file lacks."""
+    truth = json.loads((phantom_file.parent / "truth.json").read_text())["images"][0]
+    source = pydicom.dcmread(phantom_file, stop_before_pixels=True)
+    for keyword in (
+        "PatientOrientation",
+        "ImagerPixelSpacing",
+        "PixelSpacing",
+        "PatientBirthDate",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+    ):
+        if keyword in source:
+            delattr(source, keyword)
+    result = _result_from_truth(source, truth)
+    out = tmp_path / "sr.dcm"
+    build_sr(source, result).save_as(out, enforce_file_format=True)
+    assert_dciodvfy_clean(out)
+    sr = pydicom.dcmread(out)
+    assert sr.PatientBirthDate == "" and sr.AccessionNumber == ""
+    assert read_sr(sr) == result
+    names = {
+        item.ConceptNameCodeSequence[0].CodeMeaning
+        for item in _walk(sr.ContentSequence)
+        if "ConceptNameCodeSequence" in item
+    }
+    for absent in (
+        "Patient Orientation Row",
+        "Patient Orientation Column",
+        "Horizontal Pixel Spacing",
+        "Vertical Pixel Spacing",
+    ):
+        assert absent not in names
+    assert "Pixel Data Rows" in names  # the rest of the Image Library entry stays
