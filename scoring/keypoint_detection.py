@@ -13,6 +13,7 @@ by side), a check of each hand's shape against the mean hand, and the patient's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,16 +185,23 @@ def _side(placed: PlacedHand, laterality: str, hands: int, index: int) -> str:
 
 
 def find_hands(
-    net: KeypointNet, grey: np.ndarray, laterality: str, template: HandTemplate
+    net: KeypointNet,
+    grey: np.ndarray,
+    laterality: str,
+    template: HandTemplate,
+    timings: dict[str, float] | None = None,
 ) -> list[FoundHand]:
     """The hands of a display grey-scale image, left to right. An image that shows no hand
     the right way up (fingers up) is tried turned by 180°, 90° and 270°: films are scanned
-    and exports written every way round."""
-    hands = _find_upright(net, grey, laterality, template)
+    and exports written every way round. ``timings`` gets the milliseconds spent in the
+    network ("network"); the rest is grouping."""
+    clock = timings if timings is not None else {}
+    clock["network"] = 0.0
+    hands = _find_upright(net, grey, laterality, template, clock)
     if sum(len(h.joints) for h in hands) >= ACCEPT_UPRIGHT:
         return hands
     for turns in (2, 1, 3):
-        turned = _find_upright(net, np.rot90(grey, turns), laterality, template)
+        turned = _find_upright(net, np.rot90(grey, turns), laterality, template, clock)
         if sum(len(h.joints) for h in turned) > sum(len(h.joints) for h in hands):
             hands = [_turn_back(h, turns, grey.shape) for h in turned]
     return hands
@@ -237,15 +245,22 @@ def _turn_back(hand: FoundHand, turns: int, shape: tuple[int, ...]) -> FoundHand
 
 
 def _find_upright(
-    net: KeypointNet, grey: np.ndarray, laterality: str, template: HandTemplate
+    net: KeypointNet,
+    grey: np.ndarray,
+    laterality: str,
+    template: HandTemplate,
+    clock: dict[str, float],
 ) -> list[FoundHand]:
+    started = time.perf_counter()
     heat, box = predict_heatmaps(net, grey)
+    clock["network"] += (time.perf_counter() - started) * 1e3
     radius = SAME_PLACE * STRIDE / box.scale
     peaks = find_peaks(heat, box, per_channel=PEAKS_PER_NAME)
     # whether there are two hands is judged on the best name of each place
     groups = _split_hands([place[0] for place in _places(peaks, radius)], laterality)
     # every candidate goes to the hand whose fingers it is nearest: the thumbs point inwards,
     # so a cut in x alone may give one hand's thumb to the other
+    groups = [group for group in groups if group]
     centres = [_finger_centre(group) for group in groups]
     fitted = []
     for k in range(len(groups)):

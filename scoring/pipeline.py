@@ -184,7 +184,7 @@ class Scorer:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if self.keypoints is not None:
-            detected = self._detect_keypoints(grey, spacing_mm, laterality)
+            detected = self._detect_keypoints(grey, spacing_mm, laterality, timings)
         else:
             detected = self._detect_cascade(grey, spacing_mm, laterality, timings)
         timings["detect"] = (time.perf_counter() - start) * 1e3 - timings.get("identify", 0.0)
@@ -264,12 +264,20 @@ class Scorer:
         return ""
 
     def _detect_keypoints(
-        self, grey: np.ndarray, spacing_mm: float | None, laterality: str
+        self,
+        grey: np.ndarray,
+        spacing_mm: float | None,
+        laterality: str,
+        timings: dict[str, float],
     ) -> _Detected:
         """Heat-map peaks → hands; boxes sized from each hand's own scale."""
         assert self.keypoints is not None
         template = self.bundle.template
-        hands = find_hands(self.keypoints, grey, laterality, template)
+        start = time.perf_counter()
+        clock: dict[str, float] = {}
+        hands = find_hands(self.keypoints, grey, laterality, template, clock)
+        # the network detects; grouping peaks into named hands is identification
+        timings["identify"] = (time.perf_counter() - start) * 1e3 - clock["network"]
         joints = []
         missing: dict[str, str] = {}
         for hand in hands:
