@@ -118,6 +118,10 @@ class Abstention:
     #: a grade is given only when the network puts at least this much probability within one
     #: grade of its answer (SvdH readers themselves agree within one grade, not exactly)
     min_close_probability: float = 0.6
+    #: a severe grade (3 or more) is given only when the network puts at most this much
+    #: probability on grades 0–1: torn between healthy and destroyed, it is unsure, and
+    #: calling a healthy joint destroyed is the costliest error
+    max_mild_for_severe: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,9 @@ class Scorer:
             return "unlike the training images"
         if min(_close_mass(jsn), _close_mass(erosion)) < rules.min_close_probability:
             return "model unsure"
+        for probs in (jsn, erosion):
+            if int(np.argmax(probs)) >= 3 and float(probs[:2].sum()) > rules.max_mild_for_severe:
+                return "model unsure"
         return ""
 
     def _detect_keypoints(
