@@ -36,6 +36,7 @@ class _Bundle:
     name: str = "rascore-test-model"
     version: str = "9.9.9+test"
     device_uid: str = "2.25.161803398874989484820"
+    detector_kind: str = "keypoints"
 
 
 class FakeScorer:
