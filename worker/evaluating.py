@@ -165,7 +165,8 @@ def markdown_card(card: dict[str, Any]) -> str:
         "**NOT FOR DIAGNOSTIC USE.** " + card["intended_use"],
         "",
         f"- Device UID: `{card['device_uid']}`",
-        f"- Content hash (sha256 of cascade, layout and weights): `{card['content_hash']}`",
+        f"- Content hash (sha256 of the detector, layout, weights, typicality and settings): "
+        f"`{card['content_hash']}`",
         f"- Created: {card['created']}",
         f"- Method: {card['method']}",
         "",
@@ -212,6 +213,13 @@ def markdown_card(card: dict[str, Any]) -> str:
             f"- not assessable when: {json.dumps(card['abstention'])}, or a clip's typicality "
             f"distance exceeds {t.get('typicality_threshold')} (the 99.5th percentile of "
             "held-out training-kind clips)"
+        )
+    prior = card.get("class_prior") or {}
+    if prior.get("train"):
+        lines.append(
+            f"- class prior: {', '.join(prior['train'])} probabilities moved from the training "
+            f"frequencies {json.dumps(prior['train'])} to {prior.get('source', 'the target')} "
+            "by Bayes' rule"
         )
     lines.append("")
     if "evaluation" in card:
