@@ -31,6 +31,8 @@ from .keypoints import STRIDE, KeypointNet, Peak, find_peaks, predict_heatmaps
 LONG_PHALANX = 1.35
 #: a box whose grey levels spread less than this (of the 0–1 display range) shows nothing
 BLANK_STD = 0.01
+#: the part of a joint's box around its centre that must show something for it to be imaged
+CENTRE_PATCH = 0.4
 #: an upright search that finds this many joints is not retried turned
 ACCEPT_UPRIGHT = 6
 #: peaks closer than this (heat-map pixels) are one place
@@ -285,14 +287,21 @@ def _find_upright(
     rows, cols = grey.shape
     hands = []
     for index, (joints, placed) in enumerate(fitted):
-        hand = FoundHand(_side(placed, laterality, len(fitted), index), joints, placed)
+        # a peak on a blank (collimated) patch is the network's guess from the rest of the hand
+        shown = {
+            n: p
+            for n, p in joints.items()
+            if not _blank(grey, p.x, p.y, CENTRE_PATCH * placed.box_side(template, n))
+        }
+        hand = FoundHand(_side(placed, laterality, len(fitted), index), shown, placed)
         for name in template.names:
-            if name in joints:
+            if name in shown:
                 continue
             x, y = placed.placed[name]
-            margin = _OUTSIDE * placed.box_side(template, name)
+            side = placed.box_side(template, name)
+            margin = _OUTSIDE * side
             inside = -margin <= x < cols + margin and -margin <= y < rows + margin
-            imaged = inside and not _blank(grey, x, y, placed.box_side(template, name))
+            imaged = inside and not _blank(grey, x, y, CENTRE_PATCH * side)
             hand.missing[name] = "not found" if imaged else "not imaged"
             hand.missing_at[name] = (x, y)
         hands.append(hand)
