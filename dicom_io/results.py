@@ -16,8 +16,9 @@ JSN_GRADES = 5  #: Sharp/van der Heijde joint space narrowing 0–4
 EROSION_GRADES = 6  #: Sharp/van der Heijde erosion 0–5
 JOINTS_PER_HAND = 10  #: thumb IP, PIP2–5, MCP1–5 (DESIGN.md, Joint labels)
 NOT_FOR_DIAGNOSTIC_USE = (
-    "NOT FOR DIAGNOSTIC USE. Scores by an algorithm trained on synthetic phantoms; "
-    "a site must retrain and validate it on its own labelled images before clinical use."
+    "NOT FOR DIAGNOSTIC USE. Scores by an algorithm trained on synthetic phantoms and healthy "
+    "hands, not validated on RA radiographs; a site must retrain and validate it on its own "
+    "labelled images before clinical use."
 )
 NOT_ASSESSABLE = "not assessable"
 

@@ -48,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="rascore",
         version="1",
         description="Audit queries and operations of a rascore node. Scores come from a model "
-        "trained on synthetic phantoms: NOT FOR DIAGNOSTIC USE.",
+        "trained on synthetic phantoms and healthy hands, not validated on RA radiographs: "
+        "NOT FOR DIAGNOSTIC USE.",
     )
     app.state.settings = settings
 
