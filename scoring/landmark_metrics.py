@@ -26,22 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .joints import JOINT_NAMES
+
 #: a prediction is at a landmark when within this fraction of the hand's MCP–PIP distance
 TOLERANCE_FRACTION = 0.25
 JOINT_TYPES: tuple[str, ...] = ("PIP", "IP", "MCP")
 #: the ten scored joints of a hand
-SCORED_NAMES: tuple[str, ...] = (
-    "IP",
-    "PIP2",
-    "PIP3",
-    "PIP4",
-    "PIP5",
-    "MCP1",
-    "MCP2",
-    "MCP3",
-    "MCP4",
-    "MCP5",
-)
+SCORED_NAMES: tuple[str, ...] = JOINT_NAMES
 BOOTSTRAP_SAMPLES = 2000
 
 Point = tuple[float, float]

@@ -32,7 +32,9 @@ MISSING = ("L_PIP5", "not imaged")
 
 
 @dataclass(frozen=True)
-class _Bundle:
+class ModelIdentity:
+    """What the output builders need of a model bundle: who it is and how it detects."""
+
     name: str = "rascore-test-model"
     version: str = "9.9.9+test"
     device_uid: str = "2.25.161803398874989484820"
@@ -44,7 +46,7 @@ class FakeScorer:
     ungraded (their class probabilities kept, as the real scorer keeps them)."""
 
     def __init__(self, truth: dict[str, Any]) -> None:
-        self.bundle = _Bundle()
+        self.bundle = ModelIdentity()
         self.truth = truth
 
     def score(self, grey: np.ndarray, spacing_mm: float | None, laterality: str) -> ImageScore:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pydicom
 import pytest
+from not_assessable_scoring import ModelIdentity
 from pydicom.data import get_testdata_file
 
 from dicom_io.reading import read_radiograph
@@ -155,18 +156,10 @@ def test_evaluate_prints_the_contract_and_writes_a_report(tmp_path: Path) -> Non
 
 
 @dataclass(frozen=True)
-class _Bundle:
-    name: str = "rascore-test-model"
-    version: str = "9.9.9+test"
-    device_uid: str = "2.25.271828182845904523536"
-    detector_kind: str = "keypoints"
-
-
-@dataclass(frozen=True)
 class _Scorer:
     """What as_json and write_results need of a scorer: its model's identity."""
 
-    bundle: _Bundle = _Bundle()
+    bundle: ModelIdentity = field(default_factory=ModelIdentity)
 
 
 def _scored_by_hand(phantom_file: Path, not_assessable: dict[str, str]) -> ScoredFile:
