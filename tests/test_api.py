@@ -337,7 +337,8 @@ def test_api_csv_and_dashboard_show_not_assessable_joints(
     assert by_label["R_PIP2"]["assessable"] == "yes" and by_label["R_PIP2"]["jsn"].isdigit()
     assert {r["joints_scored"] for r in rows} == {"17"}
 
-    client.cookies.set("rascore_token", token)
+    login = client.post("/login", data={"token": token}, headers={"Origin": "http://testserver"})
+    assert login.status_code == 200 and "rascore_session" in client.cookies  # a session's secret
     page = client.get(f"/instances/{done.instance_id}").text
     assert "17 of 20 joints scored" in page
     assert page.count('class="not-assessable"') == 2

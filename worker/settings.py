@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     send_retry_max_s: float = Field(default=3600.0, gt=0)
     #: a delivery is given up (state ``failed``, resend by hand) after this many attempts
     send_max_attempts: int = Field(default=20, ge=1)
+    #: destinations (as written in ``destinations``) sent to over TLS, comma-separated; ``*``:
+    #: all. The server's certificate is verified against ``tls_ca`` (the system's CAs when
+    #: unset) and must name the host; ``tls_cert``/``tls_key``, when set, go as the client's.
+    tls_destinations: str = ""
+
+    # -- dashboard ------------------------------------------------------------------------
+    #: a dashboard session ends after this long without a request ...
+    dashboard_idle_minutes: float = Field(default=30.0, gt=0)
+    #: ... and this long after the login in any case
+    dashboard_session_hours: float = Field(default=12.0, gt=0)
+    #: origins (``https://host[:port]``) a dashboard POST may also come from, comma-separated,
+    #: for a reverse proxy that rewrites Host; the request's own Host is always allowed
+    dashboard_origins: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -103,6 +116,15 @@ class Settings(BaseSettings):
     @cached_property
     def allowed_host_list(self) -> list[str] | None:
         return _split(self.allowed_hosts) or None
+
+    def sends_tls(self, destination: str) -> bool:
+        """Whether results go to ``destination`` (``AET@host:port``) over TLS."""
+        wanted = {d.replace(" ", "") for d in _split(self.tls_destinations)}
+        return "*" in wanted or destination.replace(" ", "") in wanted
+
+    @cached_property
+    def dashboard_origin_list(self) -> list[str]:
+        return [o.rstrip("/").lower() for o in _split(self.dashboard_origins)]
 
     @cached_property
     def hand_keyword_list(self) -> list[str]:

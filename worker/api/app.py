@@ -1,9 +1,15 @@
 """The HTTP API and dashboard of the node (FastAPI), served by ``rascore serve``.
 
 Reading needs a token of role ``read`` or ``operator``; resending and rescoring need
-``operator``. A token comes as ``Authorization: Bearer …`` or, for the dashboard, in the cookie
-its login form sets. Every request that returns patient data is written to the audit trail with
-the token's name. ``/healthz`` and ``/metrics`` carry no patient data and need no token.
+``operator``. A token comes as ``Authorization: Bearer …``; the dashboard's pages call the API
+with the cookie of a dashboard session instead (a POST with that cookie must come from a page of
+the node). Every request that returns patient data is written to the audit trail with the
+token's name. ``/healthz`` and ``/metrics`` carry no patient data and need no token.
+
+GET routes read in read-only sessions (on SQLite: no write lock, so a flood of them never makes
+the SCP's C-STOREs wait); their audit row goes in its own short write transaction after the
+read, and nothing is rendered or encoded inside a transaction. Exports stream their CSV page by
+page, each page a keyset query in its own short read.
 """
 
 import csv
@@ -11,7 +17,7 @@ import datetime as dt
 import io
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
 
 import cv2
@@ -24,12 +30,12 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from worker.api import auth, operations, queries
+from worker.api.dashboard import COOKIE, add_dashboard, audit_query, check_origin, session_caller
 from worker.db.engine import read_session_scope, session_factory
 from worker.db.models import InstanceStatus, Job, ResultObject, TokenRole
 from worker.model_ref import model_ref
 from worker.settings import Settings
 
-COOKIE = "rascore_token"
 _bearer = HTTPBearer(auto_error=False, description="A token made by `rascore token create`.")
 
 
@@ -57,21 +63,31 @@ def create_app(settings: Settings) -> FastAPI:
         with sessions() as session, session.begin():
             yield session
 
-    # scope="function": the transaction (and SQLite's write lock) ends when the endpoint
-    # returns, before the response goes out, and the audit row is committed before the data
+    def reading() -> Iterator[Session]:
+        with read_session_scope(url) as session:
+            yield session
+
+    # scope="function": the transaction ends when the endpoint returns, before the response
+    # goes out. DB writes (operations); Read reads only (every GET).
     DB = Annotated[Session, Depends(db, scope="function")]
+    Read = Annotated[Session, Depends(reading, scope="function")]
 
     def caller(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
-        token = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
         who = None
-        if token:
+        if credentials:
             with read_session_scope(url) as session:
-                found = auth.lookup(session, token)
+                found = auth.lookup(session, credentials.credentials)
                 if found is not None:
                     who = Caller(found.name, found.role)
+        elif COOKIE in request.cookies:
+            if request.method not in ("GET", "HEAD"):
+                check_origin(request, settings)  # a cookie is sent by a browser on any site
+            live = session_caller(url, request.cookies[COOKIE], settings)
+            if live is not None:
+                who = Caller(live.name, live.role)
         if who is None:
             raise HTTPException(
                 401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"}
@@ -128,7 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Database, broker and spool space; 503 when one of them is not well."""
         checks: dict[str, Any] = {}
         try:
-            with sessions() as session:
+            with read_session_scope(url) as session:
                 session.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:
@@ -158,43 +174,47 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/v1/instances", tags=["queries"])
     def instances(
-        session: DB, who: Reader, where: Filter, limit: Limit = 50, offset: Offset = 0
+        session: Read, who: Reader, where: Filter, limit: Limit = 50, offset: Offset = 0
     ) -> dict[str, Any]:
         """Received instances, newest first, with their latest totals."""
-        queries.record_query(session, who.name, "instances", where.as_dict())
-        return queries.list_instances(session, where, limit, offset)
+        found = queries.list_instances(session, where, limit, offset)
+        audit_query(url, who.name, "instances", where.as_dict())
+        return found
 
     @app.get("/api/v1/studies", tags=["queries"])
     def studies(
-        session: DB, who: Reader, where: Filter, limit: Limit = 50, offset: Offset = 0
+        session: Read, who: Reader, where: Filter, limit: Limit = 50, offset: Offset = 0
     ) -> dict[str, Any]:
-        queries.record_query(session, who.name, "studies", where.as_dict())
-        return queries.list_studies(session, where, limit, offset)
+        found = queries.list_studies(session, where, limit, offset)
+        audit_query(url, who.name, "studies", where.as_dict())
+        return found
 
     @app.get("/api/v1/instances/{instance_id}", tags=["queries"])
-    def instance(instance_id: InstanceId, session: DB, who: Reader) -> dict[str, Any]:
+    def instance(instance_id: InstanceId, session: Read, who: Reader) -> dict[str, Any]:
         """One instance: receptions, jobs and attempts, every score with its joints, result
         objects and their deliveries."""
         found = queries.instance_detail(session, instance_id)
         if found is None:
             raise HTTPException(404, "no such instance")
-        queries.record_query(session, who.name, "instance", {}, instance_id)
+        audit_query(url, who.name, "instance", {}, instance_id)
         return found
 
     @app.get("/api/v1/instances/{instance_id}/overlay.png", tags=["queries"])
-    def overlay(instance_id: InstanceId, session: DB, who: Reader) -> Response:
+    def overlay(instance_id: InstanceId, who: Reader) -> Response:
         """The overlay Secondary Capture of the latest scoring, as PNG."""
-        result = session.scalar(
-            select(ResultObject)
-            .join(Job)
-            .where(Job.instance_id == instance_id, ResultObject.kind == "sc")
-            .order_by(ResultObject.id.desc())
-            .limit(1)
-        )
-        if result is None:
+        with read_session_scope(url) as session:
+            key = session.scalar(
+                select(ResultObject.store_key)
+                .join(Job)
+                .where(Job.instance_id == instance_id, ResultObject.kind == "sc")
+                .order_by(ResultObject.id.desc())
+                .limit(1)
+            )
+        if key is None:
             raise HTTPException(404, "no overlay for this instance")
-        queries.record_query(session, who.name, "overlay", {}, instance_id)
-        path = settings.effective_store_dir / result.store_key
+        audit_query(url, who.name, "overlay", {}, instance_id)
+        # read and encoded outside any transaction
+        path = settings.effective_store_dir / key
         if not path.is_file():
             raise HTTPException(404, "the overlay's file is not in the store")
         pixels = pydicom.dcmread(path).pixel_array
@@ -203,11 +223,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/v1/patients/{patient_id}/scores", tags=["queries"])
     def patient_scores(
-        patient_id: str, session: DB, who: Reader, limit: Limit = 200
+        patient_id: str, session: Read, who: Reader, limit: Limit = 200
     ) -> list[dict[str, Any]]:
         """Every score of one patient's images, newest first (the joints' history)."""
-        queries.record_query(session, who.name, "patient scores", {"patient_id": patient_id})
-        return queries.scores_for_patient(session, patient_id, limit)
+        found = queries.scores_for_patient(session, patient_id, limit)
+        audit_query(url, who.name, "patient scores", {"patient_id": patient_id})
+        return found
 
     @app.get("/api/v1/model", tags=["queries"])
     def model(who: Reader) -> dict[str, Any]:
@@ -219,77 +240,45 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/v1/audit", tags=["audit"])
     def audit(
-        session: DB, who: Reader, where: AuditWhere, limit: Limit = 100, offset: Offset = 0
+        session: Read, who: Reader, where: AuditWhere, limit: Limit = 100, offset: Offset = 0
     ) -> dict[str, Any]:
-        """The audit trail, newest first."""
-        queries.record_query(session, who.name, "audit", where.as_dict())
-        return queries.list_audit(session, where, limit, offset)
+        """The audit trail, newest first (this query's own row comes after it)."""
+        found = queries.list_audit(session, where, limit, offset)
+        audit_query(url, who.name, "audit", where.as_dict())
+        return found
 
     @app.get("/api/v1/failures", tags=["queries"])
-    def failures(session: DB, who: Reader) -> list[dict[str, Any]]:
+    def failures(session: Read, who: Reader) -> list[dict[str, Any]]:
         """Failed instances and deliveries with their reasons."""
-        queries.record_query(session, who.name, "failures", {})
-        return queries.failures(session)
+        found = queries.failures(session)
+        audit_query(url, who.name, "failures", {})
+        return found
 
     @app.get("/api/v1/export/scores.csv", tags=["export"], response_class=StreamingResponse)
-    def export_scores(session: DB, who: Reader, where: Filter) -> StreamingResponse:
-        """One row per scored joint of the instances that match."""
-        queries.record_query(session, who.name, "export scores", where.as_dict())
-        session.commit()  # audited before anything is read
-        with read_session_scope(url) as reading:
-            return _csv(_scores_csv(reading, where), "rascore-scores.csv")
+    def export_scores(who: Reader, where: Filter) -> StreamingResponse:
+        """One row per scored joint of the instances that match, newest score first."""
+        audit_query(url, who.name, "export scores", where.as_dict())  # before anything is read
+        pages = _pages(lambda s, after: queries.export_scores_page(s, where, after))
+        return _csv(SCORE_COLUMNS, (_score_rows(page) for page in pages), "rascore-scores.csv")
 
     @app.get("/api/v1/export/audit.csv", tags=["export"], response_class=StreamingResponse)
-    def export_audit(session: DB, who: Reader, where: AuditWhere) -> StreamingResponse:
-        queries.record_query(session, who.name, "export audit", where.as_dict())
-        session.commit()
-        with read_session_scope(url) as reading:
-            return _csv(_audit_csv(reading, where), "rascore-audit.csv")
+    def export_audit(who: Reader, where: AuditWhere) -> StreamingResponse:
+        audit_query(url, who.name, "export audit", where.as_dict())
+        pages = _pages(lambda s, after: queries.export_audit_page(s, where, after))
+        return _csv(AUDIT_COLUMNS, (_audit_rows(page) for page in pages), "rascore-audit.csv")
 
-    def _scores_csv(session: Session, where: queries.InstanceFilter) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
-            [
-                "instance_id", "sop_instance_uid", "patient_id", "accession_number",
-                "study_date", "model_version", "scored_at", "label", "jsn", "erosion",
-                "box_x", "box_y", "box_w", "box_h", "assessable", "reason", "joints_scored",
-            ]
-        )  # fmt: skip
-        offset = 0
-        while page := queries.scores(session, where, queries.MAX_PAGE, offset):
-            for score in page:
-                for joint in score["joints"]:
-                    writer.writerow(
-                        [
-                            score["instance_id"], score["sop_instance_uid"], score["patient_id"],
-                            score["accession_number"], score["study_date"],
-                            score["model"]["version"], score["scored_at"], joint["label"],
-                            # empty grades, never a guess, for a joint that is not assessable
-                            _cell(joint["jsn"]), _cell(joint["erosion"]), *joint["box"],
-                            "yes" if joint["assessable"] else "no", joint["reason"] or "",
-                            score["totals"]["joints_scored"],
-                        ]
-                    )  # fmt: skip
-            offset += len(page)
-        return out.getvalue()
-
-    def _audit_csv(session: Session, where: queries.AuditFilter) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["id", "at", "event", "actor", "instance_id", "detail"])
-        offset = 0
+    def _pages(
+        read: Callable[[Session, int | None], list[dict[str, Any]]],
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Keyset pages, each in its own short read-only session (no lock held between)."""
+        after: int | None = None
         while True:
-            page = queries.list_audit(session, where, queries.MAX_PAGE, offset)
-            for e in page["items"]:
-                writer.writerow(
-                    [e["id"], e["at"], e["event"], e["actor"], e["instance_id"],
-                     json.dumps(e["detail"], sort_keys=True)]
-                )  # fmt: skip
-            offset += queries.MAX_PAGE
-            if offset >= page["total"]:
-                break
-        return out.getvalue()
+            with read_session_scope(url) as session:
+                page = read(session, after)
+            if not page:
+                return
+            yield page
+            after = page[-1]["id"]
 
     # -- operations --------------------------------------------------------------------------
 
@@ -313,9 +302,7 @@ def create_app(settings: Settings) -> FastAPI:
             enqueue_score(url, job_id)  # committed first; if the broker is down, the sweeper
         return {"job_id": job_id, "queued": job_id is not None}
 
-    from worker.api.dashboard import add_dashboard
-
-    add_dashboard(app, sessions)
+    add_dashboard(app, settings)
     return app
 
 
@@ -333,14 +320,67 @@ def _exists(session: Session, instance_id: int) -> None:
         raise HTTPException(404, "no such instance")
 
 
+SCORE_COLUMNS = [
+    "instance_id", "sop_instance_uid", "patient_id", "accession_number", "study_date",
+    "model_version", "scored_at", "label", "jsn", "erosion", "box_x", "box_y", "box_w", "box_h",
+    "assessable", "reason", "joints_scored",
+]  # fmt: skip
+AUDIT_COLUMNS = ["id", "at", "event", "actor", "instance_id", "detail"]
+#: a spreadsheet takes a cell starting with one of these for a formula (OWASP, CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: int | None) -> str | int:
     """A grade as a CSV cell: empty for none."""
     return "" if value is None else value
 
 
-def _csv(body: str, name: str) -> StreamingResponse:
+def _safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading quote (a Patient
+    ID or an AE title comes from any sender); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _score_rows(page: list[dict[str, Any]]) -> Iterator[list[Any]]:
+    for score in page:
+        for joint in score["joints"]:
+            yield [
+                score["instance_id"], score["sop_instance_uid"], score["patient_id"],
+                score["accession_number"], score["study_date"], score["model"]["version"],
+                score["scored_at"], joint["label"],
+                # empty grades, never a guess, for a joint that is not assessable
+                _cell(joint["jsn"]), _cell(joint["erosion"]), *joint["box"],
+                "yes" if joint["assessable"] else "no", joint["reason"] or "",
+                score["totals"]["joints_scored"],
+            ]  # fmt: skip
+
+
+def _audit_rows(page: list[dict[str, Any]]) -> Iterator[list[Any]]:
+    for e in page:
+        yield [
+            e["id"], e["at"], e["event"], e["actor"], e["instance_id"],
+            json.dumps(e["detail"], sort_keys=True),
+        ]  # fmt: skip
+
+
+def _csv(columns: list[str], pages: Iterable[Iterable[list[Any]]], name: str) -> StreamingResponse:
+    """A CSV streamed one chunk per page: the whole file is never in memory."""
+
+    def chunks() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        yield out.getvalue()
+        for rows in pages:
+            out.seek(0)
+            out.truncate()
+            writer.writerows([_safe(v) for v in row] for row in rows)
+            yield out.getvalue()
+
     return StreamingResponse(
-        iter([body]),
+        chunks(),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

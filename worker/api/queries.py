@@ -7,10 +7,11 @@ is written to the audit trail by its caller with :func:`record_query`, naming wh
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Row, Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from worker.db.models import (
@@ -276,22 +277,42 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any] | None
     return out
 
 
+def _scores_query(where: InstanceFilter) -> Select[ImageScore, Instance, Study]:
+    return where.apply(
+        select(ImageScore, Instance, Study)
+        .join(Instance, ImageScore.instance_id == Instance.id)
+        .join(Study, Instance.study_id == Study.id)
+    ).options(selectinload(ImageScore.joints))
+
+
 def scores(
     session: Session, where: InstanceFilter, limit: int = MAX_PAGE, offset: int = 0
 ) -> list[dict[str, Any]]:
     """The scores of the matching instances with their joints, newest first, in one query
     (the joints come in a second, for the whole page)."""
     rows = session.execute(
-        where.apply(
-            select(ImageScore, Instance, Study)
-            .join(Instance, ImageScore.instance_id == Instance.id)
-            .join(Study, Instance.study_id == Study.id)
-        )
-        .options(selectinload(ImageScore.joints))
+        _scores_query(where)
         .order_by(ImageScore.scored_at.desc(), ImageScore.id.desc())
         .limit(max(1, min(limit, MAX_PAGE)))
         .offset(offset)
     ).all()
+    return _score_rows(rows)
+
+
+def export_scores_page(
+    session: Session, where: InstanceFilter, before_id: int | None, limit: int = MAX_PAGE
+) -> list[dict[str, Any]]:
+    """A page of an export: the matching scores with an id below ``before_id`` (None: from
+    the newest), highest id first. Keyset paging: each page costs the same, with no OFFSET
+    to skip and no COUNT; the next page starts below the last ``id``."""
+    query = _scores_query(where)
+    if before_id is not None:
+        query = query.where(ImageScore.id < before_id)
+    rows = session.execute(query.order_by(ImageScore.id.desc()).limit(limit)).all()
+    return _score_rows(rows)
+
+
+def _score_rows(rows: Sequence[Row[ImageScore, Instance, Study]]) -> list[dict[str, Any]]:
     return [
         {
             "instance_id": instance.id,
@@ -345,6 +366,18 @@ def audit_dict(event: AuditEvent) -> dict[str, Any]:
         "instance_id": event.instance_id,
         "detail": event.detail,
     }
+
+
+def export_audit_page(
+    session: Session, where: AuditFilter, before_id: int | None, limit: int = MAX_PAGE
+) -> list[dict[str, Any]]:
+    """A page of the audit export, newest first, keyset-paged like :func:`export_scores_page`."""
+    query = where.apply(select(AuditEvent))
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return [
+        audit_dict(e) for e in session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
+    ]
 
 
 def list_audit(

@@ -318,3 +318,22 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class DashboardSession(Base):
+    """A browser's login to the dashboard. The cookie holds a random secret and this row its
+    SHA-256, so a copy of the database opens no session; the row ends the session at logout
+    (``revoked_at``), after an idle time (``last_seen_at``), at ``expires_at``, and with its
+    token."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  #: SHA-256 of the secret
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    token_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[TokenRole] = mapped_column(_enum(TokenRole))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: last request seen (written at most once a minute or so: reads stay read-only)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
