@@ -113,6 +113,7 @@ __all__ = [
     "ReceivedInstance",
     "SOPClassNotSupported",
     "StorageSCP",
+    "StoreHandler",
     "StoreRefused",
     "supported_contexts",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicom_io.scp import StorageSCP
+from dicom_io.scp import StorageSCP, StoreHandler
 from worker.broker import EmbeddedRedis
 from worker.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
 from worker.db import migrate
@@ -34,7 +34,7 @@ from worker.model_ref import model_ref
 from worker.queueing import enqueue_score
 from worker.receiving import Receiver
 from worker.settings import Settings
-from worker.store import Store
+from worker.store import Store, sweep_orphan_images
 from worker.sweeper import sweep
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,41 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
         context.load_verify_locations(settings.tls_ca)
         context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def storage_scp(settings: Settings, handler: StoreHandler) -> StorageSCP:
+    """The node's storage SCP as the settings describe it (not started).
+
+    Listening beyond the loopback address with no ``RASCORE_ALLOWED_AETS``, any calling AE is
+    accepted from this machine only; others are refused, and the log line says how to allow.
+    """
+    return StorageSCP(
+        settings.ae_title,
+        settings.dicom_port,
+        handler,
+        spool_dir=settings.spool_dir,
+        host=settings.dicom_host,
+        max_associations=settings.max_associations,
+        max_associations_per_host=settings.max_associations_per_host,
+        allowed_calling_aets=settings.allowed_aet_list,
+        any_aet_hosts=settings.aet_open_hosts,
+        rejection_hint=(
+            "allow it with RASCORE_ALLOWED_AETS=AE1,AE2 (or * for any calling AE title)"
+        ),
+        allowed_hosts=settings.allowed_host_list,
+        tls=tls_context(settings),
+        min_free_bytes=settings.min_free_mb * 1024 * 1024,
+        watch_free=[settings.effective_store_dir],
+        max_dataset_bytes=settings.max_dataset_mb * 1024 * 1024,
+        sweep_incoming=True,  # the Receiver moves every file it acknowledges out of incoming
+    )
+
+
+def _sweep_store(store: Store, database_url: str) -> None:
+    try:
+        sweep_orphan_images(store, database_url)
+    except Exception as exc:  # the database briefly away: the next start sweeps again
+        log.warning("store sweep failed", extra={"error": str(exc)[:200]})
 
 
 def worker_command(queues: str, concurrency: int, pool: str, name: str) -> list[str]:
@@ -139,23 +174,20 @@ class Node:
         swept = sweep(self.database_url, everything=True)
         log.info("reconciled", extra={"jobs": swept.jobs, "builds": swept.builds})
         model = model_ref(settings.model_dir)
-        self.scp = StorageSCP(
-            settings.ae_title,
-            settings.dicom_port,
+        store = Store(settings.effective_store_dir)
+        # a crash between filing an image and its commit leaves a file no row names
+        threading.Thread(
+            target=_sweep_store, args=(store, self.database_url), name="store-sweep", daemon=True
+        ).start()
+        self.scp = storage_scp(
+            settings,
             Receiver(
                 self.database_url,
-                Store(settings.effective_store_dir),
+                store,
                 model,
                 settings.hand_keyword_list,
                 lambda job_id: enqueue_score(self.database_url, job_id),
             ),
-            spool_dir=settings.spool_dir,
-            host=settings.dicom_host,
-            max_associations=settings.max_associations,
-            allowed_calling_aets=settings.allowed_aet_list,
-            allowed_hosts=settings.allowed_host_list,
-            tls=tls_context(settings),
-            min_free_bytes=settings.min_free_mb * 1024 * 1024,
         )
         self.scp.start()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)

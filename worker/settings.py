@@ -6,6 +6,7 @@ has a default that runs the whole node on one machine with nothing installed by 
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 
@@ -41,16 +42,26 @@ class Settings(BaseSettings):
     # -- receiving ------------------------------------------------------------------------
     dicom_host: str = "0.0.0.0"
     max_associations: int = Field(default=10, ge=1)
-    #: calling AE titles allowed to associate, comma-separated; empty: any
+    #: calling AE titles allowed to associate, comma-separated; ``*``: any. Empty: any when
+    #: ``dicom_host`` is a loopback address; otherwise only from this machine (loopback peers),
+    #: so a node listening on the network refuses unknown calling AEs unless told otherwise
     allowed_aets: str = ""
+    #: the same as ``allowed_aets=*``: accept any calling AE title from any (allowed) host
+    accept_any_aet: bool = False
     #: hosts or networks (CIDR) allowed to associate, comma-separated; empty: any
     allowed_hosts: str = ""
     #: TLS: certificate and key of the node, and a CA bundle to verify peers (all optional)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
-    #: C-STOREs are refused (0xA700) while the spool's disk has less free space than this
+    #: associations (and C-STOREs) are refused while the spool's or the store's disk has
+    #: less free space than this
     min_free_mb: int = Field(default=512, ge=0)
+    #: a data set larger than this, as received or once inflated, is refused (hand radiographs
+    #: are well under 100 MB)
+    max_dataset_mb: int = Field(default=512, ge=1)
+    #: connections one host may hold at once; more are closed at accept
+    max_associations_per_host: int = Field(default=4, ge=1)
     #: words that mark a hand radiograph in Body Part Examined, Protocol Name, Series or Study
     #: Description, or View Position (case-insensitive, comma-separated)
     hand_keywords: str = "HAND,MANO,MAIN,HAND PA,HANDS"
@@ -111,7 +122,32 @@ class Settings(BaseSettings):
 
     @cached_property
     def allowed_aet_list(self) -> list[str] | None:
-        return _split(self.allowed_aets) or None
+        """The calling AE titles allowed everywhere; None: any (see :attr:`aet_open_hosts`)."""
+        listed = _split(self.allowed_aets)
+        if self.accept_any_aet or "*" in listed:
+            return None
+        if not listed and not self.dicom_loopback_only:
+            return []  # secure default: nobody from elsewhere, until allowed explicitly
+        return listed or None
+
+    @property
+    def aet_open_hosts(self) -> list[str] | None:
+        """Hosts from which any calling AE is accepted despite the list: this machine's own,
+        in the secure default; None otherwise."""
+        if self.allowed_aet_list == [] and not _split(self.allowed_aets):
+            return ["127.0.0.0/8", "::1"]
+        return None
+
+    @property
+    def dicom_loopback_only(self) -> bool:
+        """Whether the SCP listens on a loopback address only."""
+        host = self.dicom_host.strip().strip("[]")
+        if host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @cached_property
     def allowed_host_list(self) -> list[str] | None:

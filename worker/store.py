@@ -9,12 +9,26 @@ rename, fsync of the folder.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from worker.db.engine import session_scope
+from worker.db.models import Instance
+
+log = logging.getLogger(__name__)
+
+#: an image filed less than this long ago may belong to a C-STORE whose commit is on its way
+ORPHAN_GRACE_S = 3600.0
+_BATCH = 500
 
 
 def _fsync_dir(path: Path) -> None:
@@ -91,3 +105,76 @@ class Store:
 
     def remove(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class OrphanSweep:
+    """What :func:`sweep_orphan_images` found and removed."""
+
+    checked: int
+    removed: int
+    bytes: int
+
+
+def _old_image_files(store: Store, cutoff: float) -> Iterator[tuple[str, Path]]:
+    images = store.root / "images"
+    if not images.is_dir():
+        return
+    for folder, _dirs, files in os.walk(images):
+        for name in files:
+            path = Path(folder) / name
+            try:
+                if path.is_symlink() or path.stat().st_mtime >= cutoff:
+                    continue
+            except OSError:
+                continue
+            yield path.relative_to(store.root).as_posix(), path
+
+
+def sweep_orphan_images(
+    store: Store, database_url: str, grace_s: float = ORPHAN_GRACE_S
+) -> OrphanSweep:
+    """Remove image files that no Instance row references and that are older than ``grace_s``.
+
+    The receiver files an image before it commits its row, so a crash in between leaves a
+    file nobody will ever read; its sender got no success and sends it again. Younger files
+    are left alone: their C-STORE may be committing right now. Left-over ``.part`` files of
+    a copy to a shared store are removed the same way.
+    """
+    cutoff = time.time() - grace_s
+    checked = removed = size = 0
+    batch: list[tuple[str, Path]] = []
+
+    def flush() -> None:
+        nonlocal removed, size
+        keys = [key for key, _ in batch]
+        with session_scope(database_url) as session:
+            known = set(
+                session.scalars(select(Instance.store_key).where(Instance.store_key.in_(keys)))
+            )
+        for key, path in batch:
+            if key in known:
+                continue
+            try:
+                length = path.stat().st_size
+                path.unlink()
+            except OSError:
+                continue
+            removed, size = removed + 1, size + length
+        batch.clear()
+
+    for key, path in _old_image_files(store, cutoff):
+        checked += 1
+        batch.append((key, path))
+        if len(batch) >= _BATCH:
+            flush()
+    if batch:
+        flush()
+    result = OrphanSweep(checked=checked, removed=removed, bytes=size)
+    if removed:
+        log.warning(
+            "removed %d image file(s) no instance references",
+            removed,
+            extra={"event": "store.orphans_swept", "files": removed, "bytes": size},
+        )
+    return result
