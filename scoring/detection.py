@@ -19,12 +19,18 @@ WORKING_SPACING_MM = 0.5  #: mm per pixel of the image the cascade sees
 WINDOW = 20  #: the cascade's window, pixels
 #: joint boxes span about 12–24 mm: 24–48 pixels at the working resolution
 MIN_SIZE_MM, MAX_SIZE_MM = 9.0, 32.0
+#: the working image's longest side, at most: 2 m at the working resolution, far beyond any
+#: hand plate, so only a wrong pixel spacing reaches it (4 mm on 4,000² would ask for 32,000²)
+MAX_WORKING_SIDE = 4000
 
 
 def working_image(grey: np.ndarray, spacing_mm: float) -> tuple[np.ndarray, float]:
     """The display grey-scale (float 0–1) as uint8 at the working resolution, and the factor
-    from working pixels to original pixels."""
-    factor = WORKING_SPACING_MM / spacing_mm
+    from working pixels to original pixels; never more than :data:`MAX_WORKING_SIDE` a side,
+    whatever spacing it is given."""
+    if not (np.isfinite(spacing_mm) and spacing_mm > 0):
+        raise ValueError(f"pixel spacing must be a positive number of mm, got {spacing_mm}")
+    factor = max(WORKING_SPACING_MM / spacing_mm, max(grey.shape[:2]) / MAX_WORKING_SIDE)
     small = cv2.resize(grey, None, fx=1.0 / factor, fy=1.0 / factor, interpolation=cv2.INTER_AREA)
     return np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), factor
 

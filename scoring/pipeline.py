@@ -25,6 +25,9 @@ from .keypoints import KeypointNet
 
 #: assumed when the image carries no pixel spacing (typical of CR hand plates)
 FALLBACK_SPACING_MM = 0.15
+#: pixel spacing a hand radiograph can have, mm (detectors 0.05–0.2, scanned films up to about
+#: 1); a spacing outside is ignored as if absent, whatever the caller checked before
+PLAUSIBLE_SPACING_MM = (0.02, 2.0)
 #: the most confident detections kept for identification: two hands have 20 scored joints,
 #: and a weak cascade or an unusual image must not make identification take minutes
 MAX_CANDIDATES = 60
@@ -69,6 +72,8 @@ class ImageScore:
     #: label → why an expected joint is missing: "not imaged" (outside the image or the
     #: collimation) or "not found"
     missing_reasons: dict[str, str] = field(default_factory=dict)
+    #: why the spacing given was not used ("" when it was, or none was given)
+    spacing_note: str = ""
 
     @property
     def total_jsn(self) -> int:
@@ -186,6 +191,7 @@ class Scorer:
 
     def score(self, grey: np.ndarray, spacing_mm: float | None, laterality: str) -> ImageScore:
         timings: dict[str, float] = {}
+        spacing_mm, spacing_note = plausible_spacing(spacing_mm)
         start = time.perf_counter()
         if self.keypoints is not None:
             detected = self._detect_keypoints(grey, spacing_mm, laterality, timings)
@@ -251,6 +257,7 @@ class Scorer:
             spacing_assumed=detected.spacing_assumed,
             timings_ms={k: round(v, 2) for k, v in timings.items()},
             missing_reasons=dict(sorted(detected.missing.items())),
+            spacing_note=spacing_note,
         )
 
     def _not_assessable(
@@ -342,6 +349,17 @@ class Scorer:
             spacing,
             spacing_mm is None,
         )
+
+
+def plausible_spacing(spacing_mm: float | None) -> tuple[float | None, str]:
+    """The spacing when a hand radiograph can have it, else None (so the scorer derives or
+    assumes one) with the reason."""
+    if spacing_mm is None:
+        return None, ""
+    lo, hi = PLAUSIBLE_SPACING_MM
+    if np.isfinite(spacing_mm) and lo <= spacing_mm <= hi:
+        return spacing_mm, ""
+    return None, f"pixel spacing {spacing_mm:g} mm ignored: outside the {lo:g}–{hi:g} mm of a hand"
 
 
 def _close_mass(probs: np.ndarray) -> float:
