@@ -17,6 +17,13 @@ plugins decode what they can; for the JPEG family, JPEG-LS and RLE dcmtk's comma
 decoders (``dcmdjpeg``, ``dcmdjpls``, ``dcmdrle``) take over when no plugin can, e.g. 12-bit
 JPEG Extended or JPEG lossless, for which no permissively licensed Python wheel exists.
 
+Nothing is decoded on trust: before a decoder runs, the compressed frame's own header (the
+JPEG 2000 SIZ marker or JP2 ``ihdr`` box, the JPEG and JPEG-LS SOF, the RLE segment table) must
+agree with Rows, Columns, Samples per Pixel and Bits Allocated, which are bounded by
+:data:`MAX_PIXELS` and :data:`MAX_SIDE`; a deflated data set is inflated through a decompressor
+capped at what its header's image needs; dcmtk's decoders run under a memory and a time limit.
+An 82-byte codestream that claims 16,000² pixels is refused, never allocated.
+
 Anything that cannot become such a picture is rejected with a subclass of
 :class:`UnreadableImage` whose message is one line saying why; the command line and the SCP
 pass it on as it is. ``reason`` on each class is a short stable code for logs and statuses.
@@ -29,17 +36,24 @@ pipelines of 8- or 16-bit data go through one lookup table of at most 65,536 ent
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import tempfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal, cast
 
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
-from pydicom.dataset import FileMetaDataset
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import data_element_generator, read_preamble
+from pydicom.filereader import read_dataset as read_raw_dataset
 from pydicom.pixels import apply_modality_lut, apply_voi, get_decoder, pixel_array
 from pydicom.uid import (
     HTJ2K,
@@ -64,9 +78,13 @@ from pydicom.uid import (
 
 __all__ = [
     "ACCEPTED_SOP_CLASSES",
+    "DCMTK_MEMORY_MB",
+    "DCMTK_TIMEOUT_S",
     "HISTOGRAM_PERCENTILES",
+    "MAX_INFLATED",
     "MAX_PIXELS",
     "MAX_SIDE",
+    "PLAUSIBLE_SPACING_MM",
     "ColourImage",
     "CorruptImage",
     "GreyscaleImage",
@@ -80,6 +98,7 @@ __all__ = [
     "UnsupportedPixelFormat",
     "UnsupportedTransferSyntax",
     "VoiPreference",
+    "read_dicom",
     "read_radiograph",
 ]
 
@@ -91,6 +110,23 @@ HISTOGRAM_PERCENTILES = (0.5, 99.5)
 #: float32) and 10,000 pixels a side. The largest CR plates and DX detectors are ~4,300 a side.
 MAX_PIXELS = 80_000_000
 MAX_SIDE = 10_000
+
+#: A deflated data set inflates to at most its header, one frame of the size its Image Pixel
+#: module declares and this margin (overlays, padding, trailing elements)...
+INFLATE_MARGIN = 16 << 20
+#: ...and never beyond this, which is what the largest image allowed needs at 16 bits (when the
+#: header's pixel module is not found early in the stream, this is the only bound).
+MAX_INFLATED = MAX_PIXELS * 2 + INFLATE_MARGIN
+
+#: dcmtk's decoders run with at most this much address space and this much time. A frame that
+#: passed the header checks needs far less (4,300² of 16 bits is 37 MB, decoded in a second).
+DCMTK_MEMORY_MB = 2048
+DCMTK_TIMEOUT_S = 120.0
+
+#: Pixel spacing a hand radiograph can have, mm: detectors have 0.05-0.2, scanned films up to
+#: about 1. A value outside is a mistake or an attack (4 mm on 4,000² pixels is a hand 16 m
+#: wide) and is ignored as if absent, the reason kept in ``GreyscaleImage.spacing_note``.
+PLAUSIBLE_SPACING_MM = (0.02, 2.0)
 
 #: The storage SOP classes read as radiographs. A dataset handed in as an object (not a path)
 #: may also have no SOP Class UID at all.
@@ -135,6 +171,8 @@ _PREFER_PYLIBJPEG = frozenset(
 #: Always lossy, whatever Lossy Image Compression says; JPEG 2000 and HTJ2K may be either.
 _LOSSY = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless})
 _MAYBE_LOSSY = frozenset({JPEG2000, HTJ2K})
+
+_BOUND = f"beyond the bound of {MAX_SIDE} pixels a side and {MAX_PIXELS / 1e6:.0f} megapixels"
 
 _PIXEL_MODULE = (
     "SamplesPerPixel",
@@ -199,7 +237,9 @@ class MultiFrameImage(UnreadableImage):
 
 
 class ImageTooLarge(UnreadableImage):
-    """Rows × Columns beyond the memory bound (:data:`MAX_PIXELS`, :data:`MAX_SIDE`)."""
+    """Beyond the memory bound: Rows × Columns, or what a compressed frame's own header
+    claims, over :data:`MAX_PIXELS` or :data:`MAX_SIDE`, or a deflated data set inflating beyond
+    what its image needs. The message starts "image too large" (the job's reason shows it)."""
 
     reason = "too-large"
 
@@ -259,6 +299,7 @@ class GreyscaleImage:
     inverted: bool = False  # MONOCHROME1 or Presentation LUT Shape INVERSE was applied
     decoder: str = ""  # "pydicom", "pydicom/pylibjpeg", "dcmtk dcmdjpeg", ...
     lossy: bool = False  # Lossy Image Compression 01, or a lossy transfer syntax
+    spacing_note: str = ""  # why a spacing in the file was ignored (outside the plausible range)
 
 
 # Loading and checks
@@ -276,7 +317,7 @@ def _load(source: Path | str | Dataset) -> tuple[Dataset, bool]:
     path = Path(source)
     ds: Dataset
     try:
-        ds = dcmread(path)
+        ds = _dcmread(path)
     except InvalidDicomError as exc:
         # No preamble and "DICM": some archives store bare datasets. Accept one only if it
         # parses into something that looks like an image, never garbage.
@@ -284,7 +325,7 @@ def _load(source: Path | str | Dataset) -> tuple[Dataset, bool]:
         if bare is None:
             raise NotDicom(f"not a DICOM file: {path} ({_one_line(exc)})") from exc
         return bare, True
-    except OSError:
+    except (OSError, UnreadableImage):
         raise
     except Exception as exc:  # pydicom raises many types for truncated or mangled files
         raise CorruptImage(
@@ -306,14 +347,114 @@ def _has_pixel_data_tag(path: Path) -> bool:
 
 def _read_bare_dataset(path: Path) -> Dataset | None:
     try:
-        ds = dcmread(path, force=True)
+        ds = _dcmread(path, force=True)
         sop_class = str(ds.get("SOPClassUID", "") or "")
         rows = ds.get("Rows")
+    except UnreadableImage:
+        raise
     except Exception:
         return None
     if not sop_class.startswith("1.2.840.10008.") or rows is None:
         return None
     return ds
+
+
+def read_dicom(path: Path | str) -> Dataset:
+    """The data set of a DICOM file, read as :func:`read_radiograph` reads it.
+
+    For callers that need the data set itself (the worker builds its results from it): a
+    deflated data set is inflated through a capped decompressor (pydicom's ``dcmread``
+    inflates without limit, so a 2 MB file can take gigabytes), and a file without preamble is
+    accepted only when it looks like an image. Raises like :func:`read_radiograph`.
+    """
+    return _load(Path(path))[0]
+
+
+# Deflated data sets
+
+
+def _dcmread(path: Path, force: bool = False) -> Dataset:
+    """``dcmread``, except that a deflated data set is inflated with a cap (:func:`_inflate`)."""
+    with path.open("rb") as fp:
+        preamble = read_preamble(fp, force)
+        try:
+            meta = read_raw_dataset(
+                fp, False, True, stop_when=lambda tag, vr, length: tag.group != 2
+            )
+            deflated = (
+                str(meta.get("TransferSyntaxUID", "")).strip() == DeflatedExplicitVRLittleEndian
+            )
+        except Exception:  # dcmread says what is wrong with the file meta, below
+            deflated = False
+        if deflated:
+            inflated = _inflate(fp)
+    if not deflated:
+        return dcmread(path, force=force)
+    body = read_raw_dataset(cast(BinaryIO, DicomBytesIO(inflated)), False, True)
+    ds = FileDataset(str(path), body, preamble, FileMetaDataset(meta), False, True)
+    ds.set_original_encoding(False, True, body._character_set)
+    return ds
+
+
+def _inflate(stream: BinaryIO) -> bytes:
+    """The deflated data set that follows in ``stream``, inflated at most to the size its own
+    header needs (:func:`_inflation_limit`); ImageTooLarge beyond, CorruptImage if damaged."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    limit, probe = MAX_INFLATED, 1 << 20
+    try:
+        while not inflater.eof:
+            pending = inflater.unconsumed_tail or stream.read(1 << 16)
+            if not pending:
+                out += inflater.flush()  # a truncated stream: dcmread tells what is missing
+                break
+            out += inflater.decompress(pending, limit + 1 - len(out))
+            if probe and len(out) >= probe:  # is the header's pixel module in yet?
+                limit = _inflation_limit(bytes(out[:probe]))
+                probe = 2 * probe if limit == MAX_INFLATED and probe < _LAST_PROBE else 0
+            if len(out) > limit:
+                raise ImageTooLarge(
+                    f"image too large: the deflated data set inflates beyond "
+                    f"{limit / 2**20:.1f} MB, more than its header and image can need "
+                    "(a decompression bomb?)"
+                )
+    except zlib.error as exc:
+        raise CorruptImage(f"the deflated data set is corrupt: {_one_line(exc)}") from exc
+    return bytes(out)
+
+
+#: the header's Image Pixel module is looked for in the first 1, 2, 4, 8 and 16 MiB inflated
+_LAST_PROBE = 16 << 20
+_GEOMETRY = {0x00280002: "samples", 0x00280010: "rows", 0x00280011: "columns", 0x00280100: "bits"}
+
+
+def _inflation_limit(prefix: bytes) -> int:
+    """How far a deflated data set whose start is ``prefix`` may inflate: up to the end of its
+    Image Pixel module, one frame of the size that module declares, and :data:`INFLATE_MARGIN`.
+    :data:`MAX_INFLATED` while the module's end is not in ``prefix``."""
+    fp = cast(BinaryIO, DicomBytesIO(prefix))
+    stopped = [False]
+
+    def past_pixel_module(tag: Any, vr: Any, length: Any) -> bool:
+        stopped[0] = tag.group > 0x0028
+        return stopped[0]
+
+    found: dict[str, int] = {}
+    try:
+        for element in data_element_generator(fp, False, True, stop_when=past_pixel_module):
+            if element.tag in _GEOMETRY and isinstance(element.value, bytes):
+                found[_GEOMETRY[element.tag]] = struct.unpack("<H", element.value[:2])[0]
+    except Exception:  # cut in the middle of an element, or not parseable: no bound yet
+        return MAX_INFLATED
+    if not stopped[0] or "rows" not in found or "columns" not in found:
+        return MAX_INFLATED
+    frame = (
+        found["rows"]
+        * found["columns"]
+        * max(found.get("samples", 1), 1)
+        * max((found.get("bits", 16) + 7) // 8, 1)
+    )
+    return min(fp.tell() + frame + INFLATE_MARGIN, MAX_INFLATED)
 
 
 def _sop_class(ds: Dataset, from_file: bool) -> str:
@@ -385,8 +526,8 @@ def _check_pixel_module(ds: Dataset, from_file: bool) -> tuple[int, int]:
         raise CorruptImage(f"image of {rows} × {columns} pixels has no pixels")
     if rows > MAX_SIDE or columns > MAX_SIDE or rows * columns > MAX_PIXELS:
         raise ImageTooLarge(
-            f"absurd dimensions {rows} × {columns} ({rows * columns / 1e6:.0f} megapixels): "
-            f"beyond the bound of {MAX_SIDE} pixels a side and {MAX_PIXELS / 1e6:.0f} megapixels"
+            f"image too large: absurd dimensions {rows} × {columns} "
+            f"({rows * columns / 1e6:.0f} megapixels), {_BOUND}"
         )
     bits_allocated = _int(ds, "BitsAllocated")
     if bits_allocated not in (8, 16, 32):
@@ -415,6 +556,202 @@ def _transfer_syntax(ds: Dataset) -> UID:
             "no Transfer Syntax UID (0002,0010), so the pixels cannot be decoded"
         )
     return UID(str(tsyntax).strip())
+
+
+# Compressed frame headers
+
+
+@dataclass(frozen=True)
+class _FrameHeader:
+    """What a compressed frame says of itself, read from its own header before any decoder."""
+
+    what: str  # e.g. "JPEG 2000 codestream", "JP2 ihdr box", "JPEG SOF3 header"
+    rows: int
+    columns: int
+    samples: int
+    bits: int  # bits a sample; 0 when the header does not say
+
+
+_J2K = frozenset({JPEG2000, JPEG2000Lossless, HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL})
+_JPEG_LS = frozenset({JPEGLSLossless, JPEGLSNearLossless})
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+#: SOFn markers: baseline, extended, progressive, lossless (Huffman and arithmetic) and
+#: JPEG-LS (SOF55, SOF57)
+_SOF = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7, 0xF9}
+)
+#: markers without a length: TEM, RST0-7, SOI
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
+#: how much of a frame's start is read for its header
+_HEADER_BYTES = 1 << 16
+
+
+def _check_frame_header(ds: Dataset, ts: UID, rows: int, columns: int) -> None:
+    """Refuse a compressed frame whose own header disagrees with the data set's, before a
+    decoder allocates what the frame claims: ImageTooLarge beyond the bounds, else
+    CorruptImage."""
+    if ts not in _J2K and ts not in _JPEG_FAMILY and ts not in _JPEG_LS and ts != RLELossless:
+        return
+    value = ds["PixelData"].value
+    if not isinstance(value, bytes | bytearray):
+        return
+    samples, bits = _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated")
+    try:
+        start, length = _frame_start(value)
+        if ts == RLELossless:
+            _check_rle(start, length, samples * ((bits + 7) // 8))
+            return
+        headers = _j2k_headers(start) if ts in _J2K else [_jpeg_header(start)]
+    except (ValueError, struct.error, IndexError) as exc:
+        raise CorruptImage(
+            f"pixel data could not be decoded ({ts.name}): {_one_line(exc)}"
+        ) from exc
+    for header in headers:
+        _compare(header, ts, (rows, columns, samples, bits))
+
+
+def _compare(header: _FrameHeader, ts: UID, declared: tuple[int, int, int, int]) -> None:
+    rows, columns, samples, bits = declared
+    size = f"{header.rows} × {header.columns}"
+    if (header.rows, header.columns) != (rows, columns):
+        pixels = header.rows * header.columns
+        if max(header.rows, header.columns) > MAX_SIDE or pixels > MAX_PIXELS:
+            raise ImageTooLarge(
+                f"image too large: its {header.what} is {size} pixels "
+                f"({pixels / 1e6:.0f} megapixels), {_BOUND}, but the header says "
+                f"{rows} × {columns}; refused before decoding ({ts.name})"
+            )
+        raise CorruptImage(
+            f"pixel data could not be decoded ({ts.name}): its {header.what} is {size} pixels "
+            f"but the header says {rows} × {columns}"
+        )
+    if header.samples != samples:
+        raise CorruptImage(
+            f"pixel data could not be decoded ({ts.name}): its {header.what} has "
+            f"{header.samples} components but the header says Samples per Pixel {samples}"
+        )
+    if header.bits > bits:
+        raise CorruptImage(
+            f"pixel data could not be decoded ({ts.name}): its {header.what} has {header.bits} "
+            f"bits a sample, more than Bits Allocated {bits}"
+        )
+
+
+def _frame_start(value: bytes | bytearray) -> tuple[bytes, int]:
+    """The first bytes of the (only) frame of encapsulated pixel data, and its whole length."""
+    fragments: Iterator[bytes] = generate_fragments(value)
+    next(fragments, None)  # the Basic Offset Table
+    start, length = b"", 0
+    for fragment in fragments:
+        if len(start) < _HEADER_BYTES:
+            start += fragment[: _HEADER_BYTES - len(start)]
+        length += len(fragment)
+    if not length:
+        raise ValueError("the encapsulated pixel data holds no fragment")
+    return start, length
+
+
+def _j2k_headers(data: bytes) -> list[_FrameHeader]:
+    """The codestream's SIZ and, in a JP2 file, its ihdr box too (each must agree)."""
+    if not data.startswith(_JP2_SIGNATURE):
+        return [_siz(data)]
+    headers: list[_FrameHeader] = []
+    for kind, payload in _boxes(data):
+        if kind == b"jp2h":
+            headers += [_ihdr(body) for sub, body in _boxes(payload) if sub == b"ihdr"]
+        elif kind == b"jp2c":
+            return [_siz(payload), *headers]
+    raise ValueError("the JP2 file has no codestream box (jp2c) near its start")
+
+
+def _boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(type, payload) of the JP2 boxes in ``data`` (ISO 15444-1 I.4)."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        head = 8
+        if size == 1:
+            size, head = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = len(data) - pos
+        if size < head:
+            raise ValueError(f"malformed JP2 box {kind!r} of {size} bytes")
+        yield kind, data[pos + head : pos + size]
+        pos += size
+
+
+def _ihdr(body: bytes) -> _FrameHeader:
+    height, width, components, depth = struct.unpack_from(">IIHB", body)
+    bits = 0 if depth == 0xFF else (depth & 0x7F) + 1  # 255: each component says
+    return _FrameHeader("JP2 ihdr box", height, width, components, bits)
+
+
+def _siz(data: bytes) -> _FrameHeader:
+    """The image size of a JPEG 2000 (or HTJ2K) codestream from its SIZ marker (ISO 15444-1
+    A.5.1): the first component's size, which is what a decoder allocates for a grey image."""
+    if data[:4] != b"\xff\x4f\xff\x51":
+        raise ValueError("the frame does not start with the JPEG 2000 SOC and SIZ markers")
+    (_, _, x, y, x0, y0, tile_x, tile_y, tile_x0, tile_y0, components) = struct.unpack_from(
+        ">HHIIIIIIIIH", data, 4
+    )
+    if components < 1:
+        raise ValueError("the JPEG 2000 SIZ marker has no component")
+    depth, step_x, step_y = struct.unpack_from(">BBB", data, 42)
+    if not (x > x0 and y > y0 and tile_x and tile_y and step_x and step_y):
+        raise ValueError(f"malformed JPEG 2000 SIZ marker ({x} × {y} from {x0}, {y0})")
+    if tile_x0 > x0 or tile_y0 > y0:
+        raise ValueError("malformed JPEG 2000 SIZ marker (tiles start after the image)")
+    tiles = -(-(x - tile_x0) // tile_x) * -(-(y - tile_y0) // tile_y)
+    if tiles > 65535:
+        raise ValueError(f"the JPEG 2000 SIZ marker declares {tiles} tiles, beyond 65,535")
+    columns = -(-x // step_x) - -(-x0 // step_x)
+    rows = -(-y // step_y) - -(-y0 // step_y)
+    return _FrameHeader("JPEG 2000 codestream", rows, columns, components, (depth & 0x7F) + 1)
+
+
+def _jpeg_header(data: bytes) -> _FrameHeader:
+    """The frame header (SOFn, or JPEG-LS SOF55) of a JPEG or JPEG-LS frame (ITU T.81 B.2)."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("the frame does not start with a JPEG SOI marker")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"no JPEG marker at byte {pos} of the frame")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            raise ValueError("the JPEG frame has no SOF marker before its scan")
+        if marker in _SOF:
+            bits, rows, columns, samples = struct.unpack_from(">BHHB", data, pos + 4)
+            if rows == 0:
+                raise ValueError("the JPEG frame leaves its height to a DNL marker (unsupported)")
+            name = "JPEG-LS SOF55" if marker == 0xF7 else f"JPEG SOF{marker - 0xC0}"
+            return _FrameHeader(f"{name} header", rows, columns, samples, bits)
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if length < 2:
+            raise ValueError(f"malformed JPEG marker segment at byte {pos} of the frame")
+        pos += 2 + length
+    raise ValueError(f"no JPEG SOF marker in the first {len(data)} bytes of the frame")
+
+
+def _check_rle(data: bytes, length: int, segments: int) -> None:
+    """The RLE header (PS3.5 G.5): one segment per byte of a sample, each offset inside the
+    frame. Decoders write Rows × Columns a segment whatever it holds; only the table needs
+    checking."""
+    if len(data) < 64:
+        raise ValueError(f"the RLE header is cut: {len(data)} of its 64 bytes")
+    count, *offsets = struct.unpack_from("<16I", data)
+    if count != segments:
+        raise ValueError(f"the RLE header has {count} segments, the pixel module needs {segments}")
+    used = offsets[:count]
+    inside = all(a < b for a, b in zip([63, *used], [*used, length], strict=True))
+    if used[0] != 64 or not inside:
+        raise ValueError(f"the RLE segment offsets {used} do not fit the frame's {length} bytes")
 
 
 def _pillow_only_12_bit(ds: Dataset, ts: UID, plugins: tuple[str, ...]) -> bool:
@@ -536,19 +873,31 @@ def _decode_with_dcmtk(ds: Dataset, ts: UID, tool_path: str) -> np.ndarray:
             raise CorruptImage(
                 f"pixel data could not be prepared for {tool}: {_one_line(exc)}"
             ) from exc
+        # The limit is set by the shell the tool is exec'ed from: a preexec_fn would run Python
+        # between fork and exec, which is unsafe in a process with threads (torch, Celery).
+        limited = 'ulimit -v "$1" && shift && exec "$@"'
+        kib = str(DCMTK_MEMORY_MB * 1024)
         try:
             proc = subprocess.run(
-                [tool_path, str(source), str(target)],
+                ["/bin/sh", "-c", limited, "sh", kib, tool_path, str(source), str(target)],
                 capture_output=True,
                 text=True,
-                timeout=300,
+                timeout=DCMTK_TIMEOUT_S,
                 check=False,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except subprocess.TimeoutExpired as exc:
+            raise CorruptImage(
+                f"{tool} took longer than {DCMTK_TIMEOUT_S:g} s on the {ts.name} pixel data "
+                "and was stopped"
+            ) from exc
+        except OSError as exc:
             raise CorruptImage(f"{tool} failed on {ts.name}: {_one_line(exc)}") from exc
         if proc.returncode != 0 or not target.exists():
             message = _one_line(proc.stderr or proc.stdout or f"exit status {proc.returncode}")
-            raise CorruptImage(f"{tool} could not decode the {ts.name} pixel data: {message}")
+            raise CorruptImage(
+                f"{tool} could not decode the {ts.name} pixel data within its "
+                f"{DCMTK_MEMORY_MB} MB memory limit: {message}"
+            )
         try:
             decoded = dcmread(target)
             return pixel_array(decoded)
@@ -559,10 +908,21 @@ def _decode_with_dcmtk(ds: Dataset, ts: UID, tool_path: str) -> np.ndarray:
 # Geometry
 
 
-def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+_SPACING_NAMES = {
+    "PixelSpacing": "Pixel Spacing",
+    "ImagerPixelSpacing": "Imager Pixel Spacing",
+    "NominalScannedPixelSpacing": "Nominal Scanned Pixel Spacing",
+}
+
+
+def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None, str]:
     """Pixel Spacing (calibrated at the patient) first, else Imager Pixel Spacing (detector),
-    else the Nominal Scanned Pixel Spacing of a digitised film (Secondary Capture)."""
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+    else the Nominal Scanned Pixel Spacing of a digitised film (Secondary Capture); one outside
+    :data:`PLAUSIBLE_SPACING_MM` is passed over as if absent. The third value says which were
+    passed over and why ("" when none)."""
+    lo, hi = PLAUSIBLE_SPACING_MM
+    ignored: list[str] = []
+    for keyword, name in _SPACING_NAMES.items():
         value: Any = ds.get(keyword)
         if value is None:
             continue
@@ -570,9 +930,20 @@ def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
             row, col = (float(v) for v in value)
         except (TypeError, ValueError):
             continue
-        if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
-            return (row, col), keyword
-    return None, None
+        if not (row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col)):
+            continue  # 0\0 and the like: no spacing at all
+        if not (lo <= row <= hi and lo <= col <= hi):
+            ignored.append(f"{name} {row:g}\\{col:g} mm")
+            continue
+        return (row, col), keyword, _spacing_note(ignored)
+    return None, None, _spacing_note(ignored)
+
+
+def _spacing_note(ignored: list[str]) -> str:
+    if not ignored:
+        return ""
+    lo, hi = PLAUSIBLE_SPACING_MM
+    return f"{'; '.join(ignored)} ignored: outside the {lo:g}-{hi:g} mm a hand radiograph has"
 
 
 def _laterality(ds: Dataset) -> str:
@@ -884,6 +1255,7 @@ def read_radiograph(
     sop_class = _sop_class(ds, from_file)
     rows, columns = _check_pixel_module(ds, from_file)
     ts = _transfer_syntax(ds)
+    _check_frame_header(ds, ts, rows, columns)
     stored, decoder = _decode(ds, ts, rows, columns)
 
     photometric = str(ds.PhotometricInterpretation).strip()
@@ -904,7 +1276,7 @@ def read_radiograph(
             f"the Modality/VOI LUT could not be applied: {type(exc).__name__}: {_one_line(exc)}"
         ) from exc
 
-    spacing, spacing_source = _spacing(ds)
+    spacing, spacing_source, spacing_note = _spacing(ds)
     lossy_flag = _text(ds, "LossyImageCompression")
     return GreyscaleImage(
         pixels=np.ascontiguousarray(out, dtype=np.float32),
@@ -929,4 +1301,5 @@ def read_radiograph(
         inverted=inverted,
         decoder=decoder,
         lossy=lossy_flag == "01" or ts in _LOSSY or (lossy_flag != "00" and ts in _MAYBE_LOSSY),
+        spacing_note=spacing_note,
     )
