@@ -11,6 +11,10 @@ implicit VR little endian) in a separate presentation context; a compressed file
 when the peer accepts its syntax and is decompressed with pydicom only when the peer accepts
 nothing but uncompressed. A batch uses one association, or more when it needs more than the
 128 presentation contexts one association can carry.
+
+Over TLS (``tls``: a context from :func:`client_tls_context`) the server's certificate must be
+signed by a trusted CA and name the destination's host; there is no fallback to plain TCP, and
+a failed handshake is reported with OpenSSL's reason (e.g. an untrusted certificate).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ __all__ = [
     "SendStatus",
     "ae_title_problem",
     "check_ae_title",
+    "client_tls_context",
     "echo",
     "parse_destinations",
     "send_files",
@@ -216,6 +221,43 @@ def _batches(items: list[_Item]) -> list[tuple[list[_Item], list[PresentationCon
     return result
 
 
+def client_tls_context(
+    ca: Path | str | None = None, cert: Path | str | None = None, key: Path | str | None = None
+) -> ssl.SSLContext:
+    """A TLS context for sending: TLS 1.2 or later; the server's certificate is verified
+    against the CA bundle ``ca`` (the system's CAs when None) and must name the host; ``cert``
+    (with ``key``, or a key inside it) goes as the client's certificate, for a PACS that
+    authenticates its peers. A missing or unreadable file raises (a configuration error)."""
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=None if ca is None else str(ca)
+    )
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        context.load_cert_chain(str(cert), None if key is None else str(key))
+    return context
+
+
+def _tls_problem(tls: ssl.SSLContext, destination: Destination, timeout: float) -> str:
+    """Why a TLS association failed: one more handshake, for OpenSSL's reason (pynetdicom
+    only logs it)."""
+    try:
+        with (
+            socket.create_connection((destination.host, destination.port), timeout=timeout) as raw,
+            tls.wrap_socket(raw, server_hostname=destination.host) as wrapped,
+        ):
+            wrapped.settimeout(min(timeout, 5))
+            wrapped.recv(1)  # TLS 1.3: the server refuses a client certificate after the handshake
+    except ssl.SSLCertVerificationError as exc:
+        return f"the server's certificate is not trusted ({exc.verify_message})"
+    except ssl.SSLError as exc:
+        return f"TLS handshake failed ({exc.reason or exc})"
+    except TimeoutError:
+        return "the TLS handshake succeeded, then the association failed"
+    except OSError as exc:
+        return f"TLS connection failed ({exc.strerror or exc})"
+    return "the TLS handshake succeeded, then the server closed the connection"
+
+
 def _new_ae(calling_ae: str, timeout: float) -> AE:
     ae = AE(ae_title=check_ae_title(calling_ae, "calling AE title"))
     ae.acse_timeout = timeout
@@ -262,7 +304,10 @@ def _associate(
     except OSError as exc:
         return None, f"cannot connect to {destination}: {exc.strerror or exc}"
     if tls is not None:
-        return None, f"no TLS association with {destination} (handshake or certificate failed)"
+        return (
+            None,
+            f"no TLS association with {destination}: {_tls_problem(tls, destination, timeout)}",
+        )
     if assoc.is_aborted:
         return None, f"association with {destination} aborted during negotiation"
     return None, f"no association with {destination} (no answer to the request)"

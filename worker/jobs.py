@@ -34,7 +34,7 @@ from dicom_io.overlay import build_overlay_sc
 from dicom_io.presentation_state import build_gsps
 from dicom_io.reading import UnreadableImage
 from dicom_io.results import JointResult, ModelInfo, ScoringResult
-from dicom_io.scu import Destination, send_files
+from dicom_io.scu import Destination, client_tls_context, send_files
 from dicom_io.sr import build_sr
 from worker import metrics
 from worker.db.engine import session_scope
@@ -506,7 +506,14 @@ def send_delivery(settings: Settings, delivery_id: int, attempt: int) -> Outcome
 
     started = time.perf_counter()
     try:
-        status = send_files(Destination.parse(destination), [path], calling_ae=settings.ae_title)[0]
+        tls = (  # RASCORE_TLS_DESTINATIONS: never in plain to these
+            client_tls_context(settings.tls_ca, settings.tls_cert, settings.tls_key)
+            if settings.sends_tls(destination)
+            else None
+        )
+        status = send_files(
+            Destination.parse(destination), [path], calling_ae=settings.ae_title, tls=tls
+        )[0]
         ok, code, why = status.ok, status.status_hex, status.error or ""
     except Exception as exc:  # association refused, host unreachable, a file gone
         ok, code, why = False, "", f"{type(exc).__name__}: {exc}"
