@@ -8,6 +8,11 @@ window) in each transfer syntax; each case times ``read_radiograph(path)`` from 
 cache: parsing the file, decoding, the modality LUT, the VOI and the inversion. "histogram"
 cases strip the window so that the reader has to find one in the anatomy.
 Goal (issue 3): under 50 ms uncompressed.
+
+"bombs" (issue 11) times the refusal of two decompression bombs behind a 100 × 100 header and
+the reader's peak memory above what the process held before (the kernel's VmHWM, reset first):
+an 82-byte JPEG 2000 codestream that claims 16,000² pixels, and a 2 MB deflated data set whose
+Pixel Data inflates to 512 MB. Goal: refused, under 200 MB (the node's bound is 500 MB).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import json
 import os
 import platform
 import statistics
+import struct
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -29,12 +36,20 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import cv2
 import numpy as np
 import pydicom
-from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless
+from pydicom.encaps import encapsulate
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dicom_io.reading import read_radiograph
-from dicom_io.writing import RadiographSpec, StudyIdentity, write_radiograph
+from dicom_io.reading import UnreadableImage, read_radiograph
+from dicom_io.writing import RadiographSpec, StudyIdentity, build_radiograph, write_radiograph
 from scoring.phantom import generate_image
 
 ROWS, COLUMNS = 2500, 2000
@@ -134,6 +149,89 @@ def time_reads(path: Path, runs: int) -> dict[str, float | str]:
     }
 
 
+def small_header() -> pydicom.Dataset:
+    """A 100 × 100 DX header (with its 20 kB of pixels) that the bombs hide behind."""
+    spec = RadiographSpec(
+        pixels=np.full((100, 100), 1000, np.uint16),
+        bits_stored=12,
+        photometric="MONOCHROME2",
+        modality="CR",
+        pixel_spacing_mm=0.15,
+        laterality="R",
+        sop_instance_uid=f"{ROOT}.9",
+        series_instance_uid=f"{ROOT}.3",
+        series_number=1,
+        instance_number=1,
+        series_description="Bomb",
+        content_date="20260105",
+        content_time="093000",
+    )
+    study = StudyIdentity("BOMB", "BOMB-1", "", "", f"{ROOT}.1", "1", "B1", "20260105", "0930", "")
+    return build_radiograph(spec, study)
+
+
+def j2k_bomb(path: Path, side: int = 16000) -> Path:
+    """One tile, no wavelet levels, one empty packet: a valid codestream of side² pixels."""
+    siz = (
+        struct.pack(">HHIIIIIIIIH", 41, 0, side, side, 0, 0, side, side, 0, 0, 1) + b"\x0b\x01\x01"
+    )
+    cod = struct.pack(">HBBHBBBBBB", 12, 0, 0, 1, 0, 0, 4, 4, 0, 1)
+    tile = b"\xff\x90" + struct.pack(">HHIBB", 10, 0, 15, 0, 1) + b"\xff\x93\x00"
+    codestream = b"\xff\x4f\xff\x51" + siz + b"\xff\x52" + cod + b"\xff\x5c\x00\x04\x40\x60"
+    ds = small_header()
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([codestream + tile + b"\xff\xd9"])
+    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def deflate_bomb(path: Path, pixel_bytes: int = 512 << 20) -> Path:
+    """A deflated file whose Pixel Data holds ``pixel_bytes`` bytes of zeros."""
+    ds = small_header()
+    del ds.PixelData
+    body, meta = DicomBytesIO(), DicomBytesIO()
+    for buffer in (body, meta):
+        buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    squeeze = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    with path.open("wb") as out:
+        out.write(b"\x00" * 128 + b"DICM" + meta.getvalue() + squeeze.compress(body.getvalue()))
+        out.write(squeeze.compress(b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", pixel_bytes)))
+        for start in range(0, pixel_bytes, len(zeros)):
+            out.write(squeeze.compress(zeros[: pixel_bytes - start]))
+        out.write(squeeze.flush())
+    return path
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def refuse(path: Path) -> dict[str, float | str]:
+    """Time and peak memory (above the process's RSS before) of reading a bomb."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before = _status_mb("VmRSS")
+    start = time.perf_counter()
+    try:
+        read_radiograph(path)
+        outcome = "read (not refused)"
+    except UnreadableImage as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    return {
+        "ms": round((time.perf_counter() - start) * 1000.0, 2),
+        "growth_mb": round(_status_mb("VmHWM") - before, 1),
+        "file_kb": round(path.stat().st_size / 1024, 1),
+        "outcome": outcome,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
@@ -143,6 +241,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rascore-bench-") as tmp:
         cases = write_cases(Path(tmp), args.seed)
         results = {name: time_reads(path, args.runs) for name, path in cases.items()}
+        bombs = {
+            "j2k_16000_behind_100": refuse(j2k_bomb(Path(tmp) / "j2k_bomb.dcm")),
+            "deflate_512mb_behind_100": refuse(deflate_bomb(Path(tmp) / "deflate_bomb.dcm")),
+        }
     uncompressed = float(results["uncompressed"]["median_ms"])
     print(
         json.dumps(
@@ -155,6 +257,7 @@ def main() -> None:
                 "cases": results,
                 "goal_ms": {"uncompressed": GOAL_MS},
                 "meets_goal": uncompressed < GOAL_MS,
+                "bombs": bombs,
                 "machine": {
                     "python": platform.python_version(),
                     "numpy": np.__version__,
