@@ -794,6 +794,10 @@ def _decode(ds: Dataset, ts: UID, rows: int, columns: int) -> tuple[np.ndarray, 
     options: dict[str, Any] = {"view_only": True} if ts in _NATIVE and full_width else {}
     try:
         stored = pixel_array(ds, decoding_plugin=plugin, **options)
+    except MemoryError as exc:
+        raise ImageTooLarge(
+            f"image too large: decoding the {ts.name} pixel data ran out of memory"
+        ) from exc
     except Exception as exc:  # decoders raise many types; all mean the same to the caller
         if tool_path is None:
             raise CorruptImage(

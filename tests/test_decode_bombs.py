@@ -516,3 +516,17 @@ def test_an_oversized_image_says_too_large() -> None:
     with pytest.raises(ImageTooLarge, match="too large") as exc:
         read_radiograph(ds)
     one_line(exc)
+
+
+def test_a_decoder_out_of_memory_says_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever slips past the checks and exhausts memory is refused as too large, not as a
+    corrupt file (the operator's next step differs)."""
+
+    def exhausted(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(reading, "pixel_array", exhausted)
+    ds = with_frame(radiograph(), JPEG2000Lossless, j2k_codestream(100, 100))
+    with pytest.raises(ImageTooLarge, match="too large") as exc:
+        read_radiograph(ds)
+    one_line(exc)
