@@ -242,10 +242,11 @@ def create_app(settings: Settings) -> FastAPI:
     def audit(
         session: Read, who: Reader, where: AuditWhere, limit: Limit = 100, offset: Offset = 0
     ) -> dict[str, Any]:
-        """The audit trail, newest first (this query's own row comes after it)."""
-        found = queries.list_audit(session, where, limit, offset)
+        """The audit trail, newest first, this very query's row included."""
+        # written (in its own short transaction) before the read, which begins at its first
+        # SELECT and so sees it
         audit_query(url, who.name, "audit", where.as_dict())
-        return found
+        return queries.list_audit(session, where, limit, offset)
 
     @app.get("/api/v1/failures", tags=["queries"])
     def failures(session: Read, who: Reader) -> list[dict[str, Any]]:
