@@ -212,6 +212,39 @@ def test_a_deflated_data_set_is_spooled_inflated(tmp_path: Path, chunked_send: N
     assert spooled.PixelData == sent.PixelData
 
 
+def _vm_hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_the_node_refuses_a_deflate_bomb_and_its_memory_stays_flat(
+    tmp_path: Path, chunked_send: None
+) -> None:
+    """``rascore serve`` on its defaults (256 MB cap) against a 1 MB file that inflates to 1 GB."""
+    from servers import NodeProcess
+
+    bomb = tmp_path / "bomb.dcm"
+    _write(bomb, 1024 * MB, deflate=True)
+    assert bomb.stat().st_size < 2 * MB
+    node = NodeProcess(tmp_path / "node", {"RASCORE_WORKERS": "0", "RASCORE_API_PORT": "0"})
+    node.start()
+    try:
+        assert node.process is not None
+        before = _vm_hwm(node.process.pid)
+        status = _send_file(node.port, bomb, syntax=DeflatedExplicitVRLittleEndian)
+        grown = _vm_hwm(node.process.pid) - before
+    finally:
+        node.stop()
+    print(f"deflate bomb (1 GB inflated) at the node: peak RSS grew {grown / MB:.1f} MB")
+    assert status is not None and status.Status == 0xC000
+    assert "inflates beyond 256 MB" in str(status.get("ErrorComment", ""))
+    assert grown < 100 * MB
+    spool = tmp_path / "node" / "spool"
+    assert not list((spool / "tmp").iterdir()) and not list((spool / "incoming").iterdir())
+
+
 # -- finding 3: data-set and PDU caps, temporary files, free space ------------------------------
 
 
