@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from worker.db.models import ApiToken, DashboardSession, TokenRole, utcnow
@@ -79,9 +79,11 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def open_session(session: Session, token: ApiToken, lifetime: dt.timedelta) -> str:
-    """A new dashboard session for ``token``; returns the secret for the cookie."""
+    """A new dashboard session for ``token``; returns the secret for the cookie. Sessions
+    past their absolute limit are deleted on the way (they can never be used again)."""
     secret = SESSION_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
+    session.execute(delete(DashboardSession).where(DashboardSession.expires_at < now))
     session.add(
         DashboardSession(
             id=digest(secret),
