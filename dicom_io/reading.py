@@ -582,8 +582,9 @@ _SOF = frozenset(
 )
 #: markers without a length: TEM, RST0-7, SOI
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
-#: how much of a frame's start is read for its header
-_HEADER_BYTES = 1 << 16
+#: how much of a frame's start is read for its header: a JPEG's APPn segments (EXIF, ICC
+#: profiles) come before its SOF
+_HEADER_BYTES = 1 << 20
 
 
 def _check_frame_header(ds: Dataset, ts: UID, rows: int, columns: int) -> None:

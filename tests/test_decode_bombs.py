@@ -530,3 +530,13 @@ def test_a_decoder_out_of_memory_says_too_large(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ImageTooLarge, match="too large") as exc:
         read_radiograph(ds)
     one_line(exc)
+
+
+def test_a_jpeg_with_large_app_segments_still_reads(tmp_path: Path) -> None:
+    """EXIF and ICC segments (up to 64 kB each) come before the SOF: the header search must
+    look past them, or real files converted from camera JPEGs would be refused."""
+    ds, frame = dcmtk_frame(tmp_path, "dcmcjpeg", "+eb", "+rm")
+    app = b"\xff\xe1" + struct.pack(">H", 60_002) + bytes(60_000)
+    padded = frame[:2] + app * 3 + frame[2:]
+    image = read_radiograph(with_frame(ds, JPEGBaseline8Bit, padded))
+    assert image.pixels.shape == (100, 100)
