@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,9 +24,21 @@ outbox_app = typer.Typer(
 )
 
 
+def _check_model(settings: Settings, command: str) -> None:
+    """Refuse to start on a model whose card does not describe its artefacts (one line, 2)."""
+    from worker.model_ref import ModelRefused, model_ref
+
+    try:
+        model_ref(settings.model_dir)
+    except ModelRefused as exc:
+        print(f"rascore {command}: refusing to start: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
 def serve() -> None:
     """Run the whole node on this machine: SCP, workers, broker (embedded unless set), API."""
     settings = Settings()
+    _check_model(settings, "serve")
     # Before anything imports prometheus_client: the node, its workers and the API add up
     # their metrics from per-process files in this folder (emptied: counts start at zero).
     metrics_dir = (settings.home / "metrics").resolve()
@@ -53,6 +66,7 @@ def worker(
     settings = Settings()
     if not settings.broker_url:
         raise typer.BadParameter("RASCORE_BROKER_URL must name the node's broker")
+    _check_model(settings, "worker")
     logs.setup()
     configure(settings)
     app.worker_main(

@@ -1,11 +1,19 @@
-"""Which model the node scores with, known from its card alone (no torch import needed)."""
+"""Which model the node scores with, known from its artefacts without loading them (no torch).
+
+The name, version and device UID are those :func:`scoring.bundle.identify` derives from the
+artefacts' digest; a card that does not describe its artefacts raises :class:`ModelRefused`,
+so ``rascore serve`` and ``rascore worker`` refuse to start rather than take images that no
+worker can score.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
+
+from scoring.bundle import DEFAULT_MODEL_DIR, ModelRefused, identify
+
+__all__ = ["ModelRef", "ModelRefused", "default_model_dir", "model_ref"]
 
 
 @dataclass(frozen=True)
@@ -13,13 +21,14 @@ class ModelRef:
     directory: Path
     name: str
     version: str
+    device_uid: str = ""
 
 
 def default_model_dir() -> Path:
-    return Path(str(files("scoring"))) / "models" / "default"
+    return DEFAULT_MODEL_DIR
 
 
 def model_ref(directory: Path | None) -> ModelRef:
-    directory = Path(directory or default_model_dir())
-    card = json.loads((directory / "card.json").read_text())
-    return ModelRef(directory, str(card["name"]), str(card["version"]))
+    """The checked identity of the model in ``directory`` (default: the shipped model)."""
+    identity = identify(directory)
+    return ModelRef(identity.directory, identity.name, identity.version, identity.device_uid)

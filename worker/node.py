@@ -139,6 +139,9 @@ class Node:
 
     def start(self) -> None:
         settings = self.settings
+        # a model whose card does not describe its artefacts is refused before anything runs
+        # (raises ModelRefused with the reason in one line)
+        model_ref(settings.model_dir)
         home = settings.home.resolve()
         for folder in (home, settings.spool_dir, settings.effective_store_dir, home / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
