@@ -1,25 +1,35 @@
 """The node's C-STORE handler: file the spooled image, record it, decide, queue its job.
 
 Success goes back to the sender only after the image is in the store and its rows are
-committed; if either fails the sender gets 0xA700 (out of resources) and may send again, and
-nothing half-done stays behind. A resent image (same SOP Instance UID and content hash) is
-recorded as another reception of the same instance and is not scored again by the same model
-version. The broker is told last: if it is down the job stays ``queued`` with no
-``enqueued_at``, and the node's sweeper queues it when the broker is back.
+committed; if either fails for a reason that may pass (disk, database down, a lock) the sender
+gets 0xA700 (out of resources) and may send again, and nothing half-done stays behind. A
+database that refuses the data set for good (a value it cannot store, a constraint) gives
+0xC000 with a one-line reason: a PACS retries 0xA700 forever. Text from the header is cleaned
+first (PostgreSQL refuses NUL in text; control characters have no place in these fields).
+
+A resent image (same SOP Instance UID and content hash) is recorded as another reception of
+the same instance and is not scored again by the same model version. The broker is told last:
+if it is down the job stays ``queued`` with no ``enqueued_at``, and the node's sweeper queues it
+when the broker is back.
+
+An image of a known study that names another patient (a merge in the PACS) updates the study's
+Patient ID and Name, with a ``patient_changed`` audit event holding the old and new values.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
@@ -54,8 +64,29 @@ class Filed:
     store_key: str  #: where the instance's file is on record
 
 
+#: C0 and C1 controls (NUL included) and lone surrogates: no database text column wants them
+_UNWANTED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean(value: str, limit: int) -> str:
+    """Text as the database can keep it: no control characters, no NUL, at most ``limit``."""
+    return _UNWANTED.sub("", value).strip()[:limit]
+
+
 def _text(ds: Dataset, keyword: str, limit: int) -> str:
-    return str(ds.get(keyword, "") or "")[:limit]
+    return clean(str(ds.get(keyword, "") or ""), limit)
+
+
+def permanent_refusal(exc: SQLAlchemyError) -> str | None:
+    """Why the database will never take this data set, in one line without patient data; None
+    when the error may pass (connection, lock, disk full: the sender should try again)."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    where = f" (SQLSTATE {code})" if code else ""
+    if isinstance(exc, DataError):
+        return f"the database cannot store a value of this data set's header{where}"
+    if isinstance(exc, IntegrityError):
+        return f"the database refuses this data set by one of its constraints{where}"
+    return None
 
 
 def _study_date(ds: Dataset) -> dt.date | None:
@@ -101,8 +132,11 @@ class Receiver:
         try:
             filed = self._record(received, header, key)
         except SQLAlchemyError as exc:
-            log.error("cannot record image", extra={"error": str(exc).splitlines()[0]})
+            log.error("cannot record image", extra={"error": str(exc).splitlines()[0][:300]})
             self.store.remove(key)
+            refusal = permanent_refusal(exc)
+            if refusal is not None:
+                raise CannotUnderstand(refusal) from exc
             raise OutOfResources("database unavailable") from exc
         metrics.RECEIVED.labels("duplicate" if filed.duplicate else "new").inc()
         if filed.duplicate:
@@ -143,7 +177,7 @@ class Receiver:
     def _record_in(
         self, session: Session, received: ReceivedInstance, header: Dataset, key: str
     ) -> Filed:
-        study = self._study(session, header)
+        study, patient_change = self._study(session, header)
         instance = session.scalar(
             select(Instance).where(
                 Instance.sop_instance_uid == received.sop_instance_uid,
@@ -157,9 +191,9 @@ class Receiver:
                 study=study,
                 series_instance_uid=_text(header, "SeriesInstanceUID", 64),
                 sop_instance_uid=received.sop_instance_uid,
-                sop_class_uid=received.sop_class_uid,
+                sop_class_uid=clean(received.sop_class_uid, 64),
                 sha256=received.sha256,
-                transfer_syntax=received.transfer_syntax,
+                transfer_syntax=clean(received.transfer_syntax, 64),
                 size=received.size,
                 modality=_text(header, "Modality", 16),
                 body_part=_text(header, "BodyPartExamined", 64),
@@ -171,17 +205,31 @@ class Receiver:
             )
             session.add(instance)
             session.flush()
+        if patient_change is not None:
+            session.add(
+                AuditEvent(
+                    event=AuditEventType.PATIENT_CHANGED,
+                    actor=clean(received.calling_ae_title, 16),
+                    instance_id=instance.id,
+                    detail=patient_change,
+                )
+            )
+            # the identities are in the audit trail; the log says only that it happened
+            log.info(
+                "study's patient changed (merge in the sender?)",
+                extra={"study_id": study.id, "instance_id": instance.id},
+            )
         session.add(
             Reception(
                 instance_id=instance.id,
-                calling_ae_title=received.calling_ae_title[:16],
-                calling_host=received.calling_host[:64],
-                called_ae_title=received.called_ae_title[:16],
+                calling_ae_title=clean(received.calling_ae_title, 16),
+                calling_host=clean(received.calling_host, 64),
+                called_ae_title=clean(received.called_ae_title, 16),
                 received_at=received.received_at,
                 duplicate=duplicate,
             )
         )
-        actor = received.calling_ae_title
+        actor = clean(received.calling_ae_title, 16)
         detail = {"sop_instance_uid": received.sop_instance_uid, "host": received.calling_host}
         event = AuditEventType.DUPLICATE if duplicate else AuditEventType.RECEIVED
         session.add(AuditEvent(event=event, actor=actor, instance_id=instance.id, detail=detail))
@@ -224,17 +272,31 @@ class Receiver:
         return Filed(instance.id, instance.status, duplicate, job.id, instance.store_key)
 
     @staticmethod
-    def _study(session: Session, header: Dataset) -> Study:
+    def _study(session: Session, header: Dataset) -> tuple[Study, dict[str, Any] | None]:
+        """The study row, made or found; and, when a known study's image names another
+        patient (a merge in the PACS), the row updated and the change for the audit trail."""
         uid = _text(header, "StudyInstanceUID", 64)
+        patient_id = _text(header, "PatientID", 64)
+        patient_name = _text(header, "PatientName", 324)
         study = session.scalar(select(Study).where(Study.study_instance_uid == uid))
         if study is None:
             study = Study(
                 study_instance_uid=uid,
-                patient_id=_text(header, "PatientID", 64),
-                patient_name=_text(header, "PatientName", 324),
+                patient_id=patient_id,
+                patient_name=patient_name,
                 accession_number=_text(header, "AccessionNumber", 16),
                 study_date=_study_date(header),
             )
             session.add(study)
             session.flush()
-        return study
+            return study, None
+        # an image without a Patient ID (de-identified, or a broken sender) is no merge
+        if not patient_id or (study.patient_id, study.patient_name) == (patient_id, patient_name):
+            return study, None
+        change = {
+            "study_instance_uid": uid,
+            "old": {"patient_id": study.patient_id, "patient_name": study.patient_name},
+            "new": {"patient_id": patient_id, "patient_name": patient_name},
+        }
+        study.patient_id, study.patient_name = patient_id, patient_name
+        return study, change

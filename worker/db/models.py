@@ -300,6 +300,8 @@ class AuditEventType(enum.StrEnum):
     REQUEUED = "requeued"
     RESEND = "resend"
     QUERIED = "queried"
+    #: a study's Patient ID or Name changed (a merge in the PACS); detail holds old and new
+    PATIENT_CHANGED = "patient_changed"
 
 
 class TokenRole(enum.StrEnum):
