@@ -9,6 +9,10 @@ objects, and unique constraints keep one row of each. A delivery is claimed befo
 
 Failures are of two kinds: :class:`Transient` (database or store unreachable — the task
 retries with backoff) and everything else, which ends the job in ``failed`` with its reason.
+A reason is one line, ``<reason code>: <message>`` (:func:`failure_reason`; the code is the
+typed exception's ``reason``, e.g. ``too-large``), never a traceback; ``/failures`` shows it and
+``/metrics`` counts it by code. A build that fails keeps the scores and records a failed
+``build`` attempt with its reason; an operator's resend builds it again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -36,6 +41,7 @@ from dicom_io.reading import UnreadableImage
 from dicom_io.results import JointResult, ModelInfo, ScoringResult
 from dicom_io.scu import Destination, client_tls_context, send_files
 from dicom_io.sr import build_sr
+from scoring.bundle import ModelRefused
 from worker import metrics
 from worker.db.engine import session_scope
 from worker.db.models import (
@@ -69,6 +75,40 @@ class Transient(Exception):
     """A failure that may pass: the task should be retried later."""
 
 
+_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_CODED = re.compile(r"^([a-z0-9][a-z0-9-]{0,39}): ")
+MAX_MESSAGE = 300
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
+
+
+def failure_reason(exc: BaseException, default_code: str) -> str:
+    """``<reason code>: <message>`` in one line. A typed failure (a ``reason`` class attribute,
+    as :class:`dicom_io.reading.UnreadableImage` has) gives its code and message; anything else
+    gets ``default_code`` and names the exception's type."""
+    code = getattr(exc, "reason", None)
+    message = _one_line(str(exc))
+    if isinstance(code, str) and _CODE.fullmatch(code):
+        return f"{code}: {message or type(exc).__name__}"
+    return f"{default_code}: {type(exc).__name__}" + (f": {message}" if message else "")
+
+
+def coded(reason: str, default_code: str) -> str:
+    """A reason as ``<code>: <message>`` in one line (a free text gets ``default_code``)."""
+    line = _one_line(reason)
+    return line if _CODED.match(line) else f"{default_code}: {line}"
+
+
+def reason_code(reason: str) -> str:
+    """The code of a ``<code>: <message>`` reason (bounded: a metric label)."""
+    found = _CODED.match(reason)
+    return found.group(1) if found else "other"
+
+
 def worker_name(celery_name: str | None = None) -> str:
     """Who did it, for the attempts and the audit trail: the Celery worker name (or the host)
     and the process id."""
@@ -96,7 +136,13 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
     url = settings.effective_database_url
     worker = worker or worker_name()
     store = Store(settings.effective_store_dir)
-    scorer = _scorer(str(settings.model_dir or ""))
+    try:
+        scorer = _scorer(str(settings.model_dir or ""))
+    except ModelRefused as exc:
+        # the worker's model is not what its card says: no score of it can be trusted, and
+        # leaving the job queued would only bring it back every half hour
+        log.error("model refused", extra={"job_id": job_id, "error": str(exc)})
+        return _fail(url, job_id, None, failure_reason(exc, "model-refused"))
     try:
         with session_scope(url) as session:
             job = session.get(Job, job_id)
@@ -137,15 +183,15 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
         dataset = pydicom.dcmread(path)
         scored = score_dataset(scorer, dataset)
     except FileNotFoundError:
-        return _fail(url, job_id, attempt_id, "image file missing from the store")
+        return _fail(url, job_id, attempt_id, "missing-file: image file missing from the store")
     except UnreadableImage as exc:
-        return _fail(url, job_id, attempt_id, str(exc))
+        return _fail(url, job_id, attempt_id, failure_reason(exc, "unreadable"))
     except OSError as exc:
         _end_attempt(url, attempt_id, "retry", str(exc))
         raise Transient(f"store: {exc}") from exc
     except Exception as exc:  # a bug or an image the scorer cannot handle: not worth retrying
         log.exception("scoring failed", extra={"job_id": job_id})
-        return _fail(url, job_id, attempt_id, f"scoring error: {type(exc).__name__}: {exc}")
+        return _fail(url, job_id, attempt_id, failure_reason(exc, "scoring-error"))
 
     score = scored.score
     try:
@@ -262,7 +308,9 @@ def _end_attempt(url: str, attempt_id: int, outcome: str, error: str = "") -> No
 
 
 def _fail(url: str, job_id: int, attempt_id: int | None, reason: str) -> Outcome:
-    """The terminal state of a job that cannot succeed, with its reason (never over done)."""
+    """The terminal state of a job that cannot succeed, with its one-line reason (never over
+    done); counted by the reason's code."""
+    reason = coded(reason, "failed")
     with session_scope(url) as session:
         failed = session.execute(  # type: ignore[attr-defined]
             update(Job)
@@ -279,6 +327,7 @@ def _fail(url: str, job_id: int, attempt_id: int | None, reason: str) -> Outcome
         session.add(_failed_event(job, reason))
     log.warning("job failed", extra={"job_id": job_id, "reason": reason})
     metrics.FAILED.inc()
+    metrics.SCORING_FAILED.labels(reason_code(reason)).inc()
     return Outcome("failed", reason)
 
 
@@ -292,8 +341,8 @@ def _failed_event(job: Job, reason: str) -> AuditEvent:
 
 
 def fail_job(settings: Settings, job_id: int, reason: str) -> Outcome:
-    """Give up on a job after its retries ran out."""
-    return _fail(settings.effective_database_url, job_id, None, reason)
+    """Give up on a job after its retries ran out (a free-text reason gets code ``gave-up``)."""
+    return _fail(settings.effective_database_url, job_id, None, coded(reason, "gave-up"))
 
 
 # -- building the result objects -----------------------------------------------------------------
@@ -351,30 +400,66 @@ def build_results(
         raise Transient(f"database: {exc.orig}") from exc
     if missing and not no_joints:
         try:
-            source = pydicom.dcmread(source_path)
+            attempt_id = _start_attempt(url, job_id, "build")
+        except OperationalError as exc:
+            raise Transient(f"database: {exc.orig}") from exc
+        try:
+            _build_missing(settings, job_id, missing, source_path, result, instance_uids, on_due)
+        except (Transient, OperationalError) as exc:  # may pass: the task tries again
+            with contextlib.suppress(OperationalError):
+                _end_attempt(url, attempt_id, "retry", str(exc))
+            if isinstance(exc, OperationalError):
+                raise Transient(f"database: {exc.orig}") from exc
+            raise
+        except Exception as exc:  # an image the builders cannot describe: say so, once
+            log.exception("building results failed", extra={"job_id": job_id})
+            _results_failed(url, job_id, attempt_id, failure_reason(exc, "build-error"))
+            return
+        _end_attempt(url, attempt_id, "done")
+    on_due(ensure_deliveries(settings, job_id))
+
+
+def _build_missing(
+    settings: Settings,
+    job_id: int,
+    missing: list[str],
+    source_path: Path,
+    result: ScoringResult,
+    instance_uids: dict[str, tuple[str, str]],
+    on_due: Callable[[list[int]], object],
+) -> None:
+    """Make and record each missing object, the SR first (on its way before the others are
+    made). A store that cannot be reached raises :class:`Transient`; anything else is a
+    failure of the build."""
+    url = settings.effective_database_url
+    store = Store(settings.effective_store_dir)
+    try:
+        source = pydicom.dcmread(source_path)
+    except OSError as exc:
+        raise Transient(f"store: {exc}") from exc
+    builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
+    for kind in missing:
+        series_uid, sop_uid = instance_uids[kind]
+        started = time.perf_counter()
+        dataset = builders[kind](
+            source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
+        )
+        key = Store.result_key(job_id, kind)
+        try:
+            store.write_dataset(key, dataset)
         except OSError as exc:
             raise Transient(f"store: {exc}") from exc
-        builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}
-        for kind in missing:  # the SR first, and on its way before the others are made
-            series_uid, sop_uid = instance_uids[kind]
-            started = time.perf_counter()
-            try:
-                dataset = builders[kind](
-                    source, result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
-                )
-                key = Store.result_key(job_id, kind)
-                store.write_dataset(key, dataset)
-            except OSError as exc:
-                raise Transient(f"store: {exc}") from exc
-            except Exception as exc:  # an image the builders cannot describe: say so, once
-                log.exception("building results failed", extra={"job_id": job_id})
-                reason = f"results could not be built: {type(exc).__name__}: {exc}"
-                _results_failed(url, job_id, reason)
-                return
-            metrics.STAGE_SECONDS.labels("build").observe(time.perf_counter() - started)
-            _record_result(url, job_id, kind, str(dataset.SOPClassUID), sop_uid, key)
-            on_due(ensure_deliveries(settings, job_id, complete=False))
-    on_due(ensure_deliveries(settings, job_id))
+        metrics.STAGE_SECONDS.labels("build").observe(time.perf_counter() - started)
+        _record_result(url, job_id, kind, str(dataset.SOPClassUID), sop_uid, key)
+        on_due(ensure_deliveries(settings, job_id, complete=False))
+
+
+def _start_attempt(url: str, job_id: int, task: str) -> int:
+    with session_scope(url) as session:
+        attempt = JobAttempt(job_id=job_id, task=task, worker=worker_name())
+        session.add(attempt)
+        session.flush()
+        return attempt.id
 
 
 def _record_result(
@@ -414,13 +499,18 @@ def _record_result_once(
         )
 
 
-def _results_failed(url: str, job_id: int, reason: str) -> None:
-    """The scores stand; only the result objects are missing. Marked built so nobody loops."""
+def _results_failed(url: str, job_id: int, attempt_id: int, reason: str) -> None:
+    """The scores stand; only the result objects are missing. Marked built so nobody loops;
+    the failed ``build`` attempt carries the reason (``/failures`` lists it until a resend
+    builds the job again)."""
     with session_scope(url) as session:
         job = session.get_one(Job, job_id)
         job.built_at = utcnow()
         job.reason = reason[:2000]
+        _end_attempt_in(session, attempt_id, "failed", reason)
         session.add(_failed_event(job, reason))
+    log.warning("build failed", extra={"job_id": job_id, "reason": reason})
+    metrics.BUILDS_FAILED.labels(reason_code(reason)).inc()
 
 
 def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) -> list[int]:

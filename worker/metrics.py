@@ -19,6 +19,12 @@ RECEIVED = Counter(
 SKIPPED = Counter("rascore_instances_skipped", "Instances accepted but not scored (routing)")
 SCORED = Counter("rascore_instances_scored", "Jobs that ended scored")
 FAILED = Counter("rascore_instances_failed", "Jobs that ended failed, for good")
+SCORING_FAILED = Counter(
+    "rascore_scoring_failed", "Jobs that ended failed, for good, by reason code", ["reason"]
+)  #: reason: the code of the job's "<code>: <message>" reason, e.g. too-large, sop-class
+BUILDS_FAILED = Counter(
+    "rascore_builds_failed", "Result builds that failed (scores kept), by reason code", ["reason"]
+)
 SENT = Counter("rascore_results_sent", "Result objects delivered, by kind", ["kind"])
 SEND_FAILURES = Counter("rascore_send_failures", "Failed delivery attempts")
 STAGE_SECONDS = Histogram(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from worker.api.queries import failed_builds
 from worker.db.models import (
     AuditEvent,
     AuditEventType,
@@ -13,6 +14,7 @@ from worker.db.models import (
     Instance,
     InstanceStatus,
     Job,
+    JobAttempt,
     JobStatus,
     ResultObject,
     utcnow,
@@ -34,18 +36,39 @@ def make_due(session: Session, *where: ColumnElement[bool]) -> list[int]:
 
 
 def resend(session: Session, instance_id: int, actor: str) -> list[int]:
-    """Every delivery of the instance's results becomes due now; returns their ids."""
+    """Every delivery of the instance's results becomes due now, and a job whose build failed
+    is due to be built again (the sweeper queues it within seconds); returns the deliveries'
+    ids."""
     result_ids = select(ResultObject.id).join(Job).where(Job.instance_id == instance_id)
     ids = make_due(session, Delivery.result_id.in_(result_ids))
+    rebuild = rebuild_failed(session, instance_id)
     session.add(
         AuditEvent(
             event=AuditEventType.RESEND,
             actor=actor,
             instance_id=instance_id,
-            detail={"deliveries": ids},
+            detail={"deliveries": ids, **({"rebuild_jobs": rebuild} if rebuild else {})},
         )
     )
     return ids
+
+
+def rebuild_failed(session: Session, instance_id: int) -> list[int]:
+    """The instance's scored jobs whose last build failed become unbuilt (the scores stay);
+    returns their ids."""
+    jobs = session.scalars(
+        select(Job)
+        .join(JobAttempt, JobAttempt.job_id == Job.id)
+        .where(
+            Job.instance_id == instance_id,
+            Job.status == JobStatus.DONE,
+            JobAttempt.id.in_(failed_builds()),
+        )
+    ).all()
+    for job in jobs:
+        job.built_at, job.enqueued_at = None, None
+        job.reason = job.score.status if job.score is not None else ""
+    return [job.id for job in jobs]
 
 
 def rescore(session: Session, instance_id: int, model: ModelRef, actor: str) -> int | None:

@@ -22,6 +22,7 @@ from worker.db.models import (
     Instance,
     InstanceStatus,
     Job,
+    JobAttempt,
     Reception,
     ResultObject,
     Study,
@@ -395,8 +396,18 @@ def list_audit(
     }
 
 
+def failed_builds() -> Select[Any]:
+    """The ids of the ``build`` attempts that failed and are each their job's latest build
+    (a resend that builds the job again takes it off the list)."""
+    latest = select(func.max(JobAttempt.id)).where(JobAttempt.task == "build")
+    return select(JobAttempt.id).where(
+        JobAttempt.id.in_(latest.group_by(JobAttempt.job_id)), JobAttempt.outcome == "failed"
+    )
+
+
 def failures(session: Session, limit: int = 100) -> list[dict[str, Any]]:
-    """Failed instances and failed deliveries, newest first, each with its reason."""
+    """Failed instances, failed builds and failed deliveries, newest first, each with its
+    one-line reason (``<reason code>: <message>`` for scoring and builds)."""
     failed = session.scalars(
         select(Instance)
         .where(Instance.status == InstanceStatus.FAILED)
@@ -405,6 +416,24 @@ def failures(session: Session, limit: int = 100) -> list[dict[str, Any]]:
         .limit(limit)
     ).all()
     out = [{"kind": "scoring", **_instance_row(i, None)} for i in failed]
+    builds = session.execute(
+        select(JobAttempt, Job)
+        .join(Job, JobAttempt.job_id == Job.id)
+        .where(JobAttempt.id.in_(failed_builds()))
+        .options(selectinload(Job.instance).selectinload(Instance.study))
+        .order_by(JobAttempt.id.desc())
+        .limit(limit)
+    ).all()
+    for attempt, job in builds:  # the scores stand; the result objects could not be made
+        out.append(
+            {
+                "kind": "build",
+                **_instance_row(job.instance, None),
+                "job_id": job.id,
+                "reason": attempt.error,
+                "failed_at": _iso(attempt.finished_at),
+            }
+        )
     stuck = session.execute(
         select(Delivery, ResultObject, Job)
         .join(ResultObject, Delivery.result_id == ResultObject.id)
