@@ -465,13 +465,14 @@ class StorageSCP:
             return True
         return _in_networks(host, self._any_aet_networks)
 
-    def _full_disk(self) -> Path | None:
-        """The first watched folder whose disk has less than ``min_free_bytes`` free."""
+    def _full_disk(self, need: int = 0) -> Path | None:
+        """The first watched folder whose disk would keep less than ``min_free_bytes`` free
+        after ``need`` more bytes."""
         if not self.min_free_bytes:
             return None
         for folder in (self.spool_dir, *self.watch_free):
             try:
-                if shutil.disk_usage(folder).free < self.min_free_bytes:
+                if shutil.disk_usage(folder).free - need < self.min_free_bytes:
                     return folder
             except OSError:  # a store that is not mounted is as good as full
                 return folder
@@ -597,15 +598,14 @@ class StorageSCP:
 
         size_in = Path(source).stat().st_size
         if size_in - offset > self.max_dataset_bytes:  # the transport stops it earlier
-            raise OutOfResources(f"data set larger than {self.max_dataset_bytes // _MB} MB")
+            raise CannotUnderstand(f"data set larger than {self.max_dataset_bytes // _MB} MB")
         deflated = transfer_syntax == DeflatedExplicitVRLittleEndian
-        if self.min_free_bytes:
-            need = size_in  # an inflating one may need more: ENOSPC below gives 0xA700 too
-            for folder in (self.spool_dir, *self.watch_free):
-                if shutil.disk_usage(folder).free - need < self.min_free_bytes:
-                    raise OutOfResources(
-                        "spool disk is full" if folder == self.spool_dir else "store disk is full"
-                    )
+        # (an inflating data set may need more than it takes now: ENOSPC below gives 0xA700 too)
+        full = self._full_disk(need=size_in)
+        if full is not None:
+            raise OutOfResources(
+                "spool disk is full" if full == self.spool_dir else "store disk is full"
+            )
         # A deflated data set is spooled inflated, so that no later reader inflates it whole.
         spooled_syntax = ExplicitVRLittleEndian if deflated else transfer_syntax
 
