@@ -11,11 +11,13 @@ Statuses the sender can get:
 
 - ``0x0000`` (or a warning ``0xB0xx``) — whatever the handler returned; the file is the
   handler's to keep or move.
-- ``0xA700`` out of resources — the handler raised :class:`OutOfResources`, the spool disk is
-  below ``min_free_bytes``, or the spool could not be written.
+- ``0xA700`` out of resources — the handler raised :class:`OutOfResources`, the spool's (or a
+  watched) disk went below ``min_free_bytes`` during the association, or the spool could not be
+  written.
 - ``0xA900`` data set does not match SOP class — :class:`DataSetMismatch`, or the data set's own
   SOP Class / Instance UID differ from the C-STORE request's.
-- ``0xC000`` cannot understand — :class:`CannotUnderstand`, or the data set does not parse.
+- ``0xC000`` cannot understand — :class:`CannotUnderstand`, or the data set does not parse,
+  is larger than ``max_dataset_bytes`` or inflates beyond it.
 - ``0x0122`` SOP class not supported — :class:`SOPClassNotSupported`, or a request on a
   presentation context of another SOP class. SOP classes the node does not store at all are
   refused earlier, at association: no presentation context is accepted for them.
