@@ -425,6 +425,26 @@ def test_a_byte_a_second_peer_is_dropped_at_the_request_deadline(tmp_path: Path)
         assert _associates(scp.port)
 
 
+def test_a_pdu_that_stalls_midway_is_dropped(tmp_path: Path) -> None:
+    with StorageSCP(
+        SCP_AET, 0, Recorder(), host=HOST, spool_dir=tmp_path, network_timeout=2
+    ) as scp:
+        ae = AE("STALLER")
+        ae.acse_timeout = ae.network_timeout = 60
+        ae.add_requested_context(Verification)
+        assoc = ae.associate(HOST, scp.port, ae_title=SCP_AET)
+        assert assoc.is_established
+        raw = assoc.dul.socket.socket  # type: ignore[union-attr]
+        assert raw is not None
+        started = time.monotonic()
+        raw.sendall(b"\x04\x00" + struct.pack(">I", 1000) + bytes(10))  # 10 of 1000 bytes
+        while assoc.is_established and time.monotonic() - started < 15:
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        assoc.abort()
+    assert took < 2 + 4, took
+
+
 def test_per_host_association_cap(tmp_path: Path) -> None:
     with StorageSCP(
         SCP_AET, 0, Recorder(), host=HOST, spool_dir=tmp_path,
