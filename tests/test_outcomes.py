@@ -27,6 +27,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from markupsafe import escape
 from not_assessable_scoring import FakeScorer
 from prometheus_client import REGISTRY
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -120,6 +121,7 @@ def pg_scp(postgres: PostgresServer, tmp_path: Path) -> Iterator[Scp]:
     make_engine(url).dispose()
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR", "ignore:Found unknown escape")
 def test_nul_and_control_characters_are_cleaned_before_postgresql(
     pg_scp: Scp, phantom_file: Path
 ) -> None:
@@ -446,6 +448,11 @@ def test_a_failed_build_is_recorded_listed_counted_and_can_be_retried(
     ]
     exposed = api.get("/metrics").text
     assert f'rascore_builds_failed_total{{reason="{code}"}}' in exposed
+    # and the dashboard's failures page, with the operator's resend button
+    origin = {"Origin": str(api.base_url).rstrip("/")}
+    assert api.post("/login", data={"token": token}, headers=origin).status_code < 400
+    page = api.get("/failures").text
+    assert str(escape(reason)) in page and "Resend" in page
 
     # the cause put right (a fixed release, here the box), an operator resends: built again
     with session_scope(settings.effective_database_url) as session:
