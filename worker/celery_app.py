@@ -5,9 +5,16 @@ carries deliveries to the PACS (network-bound), so a slow or absent PACS never h
 scoring. Tasks are idempotent (see worker.jobs), which is what makes ``acks_late`` with
 ``reject_on_worker_lost`` safe: a task whose process dies is delivered again, and running it
 twice changes nothing. The SQL database is the system of record; there is no result backend.
+
+Pool children have a soft and a hard time limit and are replaced when they grow past a memory
+cap, so one huge image cannot hold or exhaust a worker for ever (worker.tasks counts the
+attempts of a job whose child keeps dying). Every Redis socket has a timeout: a broker that
+stops answering costs a publisher seconds, never a hang.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
@@ -21,6 +28,23 @@ SEND_QUEUE = "send"
 VISIBILITY_TIMEOUT_S = 3 * 3600
 
 app = Celery("rascore", include=["worker.tasks"])
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Kombu's Redis options: the visibility timeout, and socket timeouts so that a broker
+    that accepts connections but never answers makes a command fail instead of hang."""
+    return {
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "socket_timeout": settings.broker_timeout_s,
+        "socket_connect_timeout": settings.broker_timeout_s,
+    }
+
+
+def _soft_limit(settings: Settings) -> float | None:
+    """The soft time limit, when one is set below the hard one (billiard arms the hard limit
+    only once the soft one has passed)."""
+    soft = settings.task_soft_time_limit_s
+    return soft if 0 < soft < settings.task_time_limit_s else None
 
 
 def configure(settings: Settings, broker_url: str | None = None) -> Celery:
@@ -39,9 +63,13 @@ def configure(settings: Settings, broker_url: str | None = None) -> Celery:
         task_default_queue=SCORE_QUEUE,
         task_queues=[Queue(SCORE_QUEUE), Queue(SEND_QUEUE)],
         task_routes={"rascore.send": {"queue": SEND_QUEUE}},
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_timeout=settings.broker_timeout_s,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits for a restarted broker
+        task_soft_time_limit=_soft_limit(settings),
+        task_time_limit=settings.task_time_limit_s,
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,  # KiB
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_serializer="json",

@@ -190,6 +190,10 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
         _end_attempt(url, attempt_id, "retry", str(exc))
         raise Transient(f"store: {exc}") from exc
     except Exception as exc:  # a bug or an image the scorer cannot handle: not worth retrying
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "SoftTimeLimitExceeded":
+            # out of memory, or past the worker's soft time limit (Celery's, known by name here)
+            reason = f"too-large: {type(exc).__name__} while scoring (too large an image?)"
+            return _fail(url, job_id, attempt_id, reason)
         log.exception("scoring failed", extra={"job_id": job_id})
         return _fail(url, job_id, attempt_id, failure_reason(exc, "scoring-error"))
 

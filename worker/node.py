@@ -35,11 +35,13 @@ from worker.queueing import enqueue_score
 from worker.receiving import Receiver
 from worker.settings import Settings
 from worker.store import Store, sweep_orphan_images
-from worker.sweeper import sweep
+from worker.sweeper import hold_limit_s, reconcile, sweep
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 2.0
+#: how often, at most, the sweeper compares the unfinished jobs with what the broker holds
+RECONCILE_EVERY_S = 15.0
 SEND_THREADS = 4
 
 
@@ -238,9 +240,18 @@ class Node:
         out.close()
 
     def _sweep_loop(self) -> None:
+        every = min(RECONCILE_EVERY_S, max(self.settings.reconcile_after_s / 3, SWEEP_INTERVAL_S))
+        next_reconcile = time.monotonic() + every
         while not self._stop.wait(SWEEP_INTERVAL_S):
             try:
                 sweep(self.database_url)
+                if time.monotonic() >= next_reconcile:  # what the broker lost, published again
+                    next_reconcile = time.monotonic() + every
+                    reconcile(
+                        self.database_url,
+                        after_s=self.settings.reconcile_after_s,
+                        hold_s=hold_limit_s(self.settings),
+                    )
             except Exception as exc:  # database briefly away: try again next round
                 log.warning("sweep failed", extra={"error": str(exc)[:200]})
             for child in self.children:

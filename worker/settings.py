@@ -76,8 +76,26 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=0)
     #: model directory; empty: the default model shipped in the package
     model_dir: Path | None = None
-    #: attempts of a transient failure (database or storage unavailable) before giving up
-    max_task_retries: int = Field(default=5, ge=0)
+    #: in-task retries of a transient failure (database or store unavailable); then the job is
+    #: left to the sweeper, which publishes it again: a transient failure never fails a job
+    max_task_retries: int = Field(default=8, ge=0)
+    #: the first in-task retry waits this long, each next one twice as long, up to the cap
+    task_retry_initial_s: float = Field(default=2.0, gt=0)
+    task_retry_max_s: float = Field(default=300.0, gt=0)
+    #: a job whose scoring process died this many times (killed for memory, crashed, timed
+    #: out) fails with that reason instead of being delivered again
+    max_job_attempts: int = Field(default=3, ge=1)
+    #: a pool child working on one task for longer is interrupted (soft; 0, or not below the
+    #: hard limit: none), then killed (hard)
+    task_soft_time_limit_s: float = Field(default=300.0, ge=0)
+    task_time_limit_s: float = Field(default=360.0, gt=0)
+    #: a pool child grown past this much resident memory (MB) is replaced after its task; 0: never
+    worker_max_memory_mb: int = Field(default=2048, ge=0)
+    #: an unfinished job published this long ago whose message the broker no longer holds
+    #: (lost by Redis, or held by a dead worker) is published again
+    reconcile_after_s: float = Field(default=60.0, gt=0)
+    #: seconds a Redis connection or command may take before it fails (a publish gives up)
+    broker_timeout_s: float = Field(default=1.0, gt=0)
 
     # -- sending --------------------------------------------------------------------------
     #: the first retry of a failed delivery waits this long; each next one twice as long

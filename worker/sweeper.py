@@ -5,6 +5,11 @@ It runs in ``rascore serve`` every few seconds and once, with ``everything=True`
 because running a task twice is harmless and losing one is not). It covers a broker that was
 down when an image arrived, a broker restarted without its data, a worker that died with a
 task, and deliveries whose next attempt is due.
+
+:func:`reconcile` compares the unfinished jobs with what the broker holds, so a message the
+broker lost (an append-only file that lost its last second, a Redis without persistence, a
+worker host that died holding it) is published again within about a minute rather than after
+``STALE_JOB_S``.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ from sqlalchemy import and_, or_, select
 
 from worker.db.engine import session_scope
 from worker.db.models import Delivery, DeliveryStatus, Job, JobStatus, utcnow
-from worker.queueing import SEND_CLAIM_S, enqueue_build, enqueue_score, enqueue_send
+from worker.queueing import (
+    SEND_CLAIM_S,
+    enqueue_build,
+    enqueue_score,
+    enqueue_send,
+    held_score_jobs,
+)
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: a job queued or running for longer than this without finishing is queued again
+#: a job queued or running for longer than this without finishing is queued again (whatever
+#: the broker holds; :func:`reconcile` finds lost messages much sooner)
 STALE_JOB_S = 1800.0
 #: a done job whose results are not made after this long is built again
 BUILD_GRACE_S = 60.0
@@ -82,3 +95,51 @@ def sweep(database_url: str, *, everything: bool = False, now: dt.datetime | Non
     if done != Swept():
         log.info("swept", extra={"jobs": done.jobs, "builds": done.builds, "sends": done.sends})
     return done
+
+
+def reconcile(
+    database_url: str, *, after_s: float, hold_s: float, now: dt.datetime | None = None
+) -> int:
+    """Publish again the unfinished jobs put on the broker more than ``after_s`` ago whose
+    message the broker no longer holds: not waiting in the queue, and not delivered to a worker
+    within ``hold_s`` (no live worker holds a message longer: a task's hard time limit plus its
+    longest retry countdown). Returns how many were published; 0 when the broker cannot be read.
+
+    A job published twice is harmless (tasks are idempotent); one lost is not."""
+    now = now or utcnow()
+    with session_scope(database_url) as session:
+        candidates = list(
+            session.scalars(
+                select(Job.id)
+                .where(
+                    Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                    Job.enqueued_at.is_not(None),
+                    Job.enqueued_at < now - dt.timedelta(seconds=after_s),
+                )
+                .order_by(Job.id)
+            )
+        )
+    if not candidates:
+        return 0  # the usual case: no broker round trip
+    held = held_score_jobs()
+    if held is None:
+        return 0
+    alive_since = now.timestamp() - hold_s
+    lost = [
+        job
+        for job in candidates
+        if job not in held.queued and held.delivered.get(job, 0.0) < alive_since
+    ][:BATCH]
+    published = sum(enqueue_score(database_url, job) for job in lost)
+    if lost:
+        log.warning(
+            "published again jobs the broker had lost",
+            extra={"jobs": len(lost), "published": published},
+        )
+    return published
+
+
+def hold_limit_s(settings: Settings) -> float:
+    """The longest a live worker holds a scoring message unacknowledged: its longest retry
+    countdown plus the hard time limit, and a margin."""
+    return settings.task_retry_max_s + settings.task_time_limit_s + 60.0
