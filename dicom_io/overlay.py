@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,8 +32,11 @@ from dicom_io.results import (
     NOT_ASSESSABLE,
     NOT_FOR_DIAGNOSTIC_USE,
     JointResult,
+    ResultMismatch,
     ScoringResult,
+    building,
 )
+from dicom_io.source_header import header_copy, spacing_pair, values
 
 __all__ = [
     "BANNER_TITLE",
@@ -591,16 +595,7 @@ def _pixel_spacing(source: Dataset) -> tuple[float, float] | None:
     carried: the SC IOD has no place for it, and calling it Pixel Spacing would claim a
     calibration the source does not make.
     """
-    value = source.get("PixelSpacing")
-    if value is None:
-        return None
-    try:
-        row, col = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
-        return row, col
-    return None
+    return spacing_pair(source.get("PixelSpacing"))
 
 
 #: Transfer syntaxes that lose information: JPEG baseline / extended, JPEG-LS near-lossless,
@@ -657,15 +652,39 @@ def build_overlay_sc(
 
     RGB, same patient and study as ``source``, Burned In Annotation YES, the source named in
     the Source Image and Referenced Image Sequences. UIDs are generated when not given.
+    Raises :class:`~dicom_io.results.ResultMismatch` when ``result`` is about another image,
+    :class:`dicom_io.reading.UnreadableImage` when the source's pixels cannot be decoded, and
+    :class:`~dicom_io.results.ResultBuildError` when the SC cannot be built for another reason.
     """
-    if str(source.SOPInstanceUID) != result.source_sop_instance_uid:
-        raise ValueError(
-            f"result is for image {result.source_sop_instance_uid}, not for {source.SOPInstanceUID}"
+    with building("overlay SC"):
+        return _build_overlay_sc(
+            source,
+            result,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+            series_number=series_number,
+            instance_number=instance_number,
+        )
+
+
+def _build_overlay_sc(
+    source: Dataset,
+    result: ScoringResult,
+    *,
+    series_instance_uid: str | None,
+    sop_instance_uid: str | None,
+    series_number: int,
+    instance_number: int,
+) -> SCImage:
+    header = header_copy(source)  # the patient, study and identity as each IOD asks
+    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
+        raise ResultMismatch(
+            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
         )
     pixels = render_overlay(source, result)
 
     sc = SCImage.from_ref_dataset(
-        ref_dataset=source,
+        ref_dataset=header,
         pixel_array=pixels,
         photometric_interpretation="RGB",
         bits_allocated=8,
@@ -686,26 +705,36 @@ def build_overlay_sc(
     )
     # Study attributes beyond what highdicom copies (Study Description, ...), so that
     # dcentvfy sees the same study entity in the source and its results.
-    sc.copy_patient_and_study_information(source)
-    if "PatientOrientation" in source and source.PatientOrientation:
+    sc.copy_patient_and_study_information(header)
+    orientation = values(source.get("PatientOrientation"))
+    if len(orientation) == 2 and all(str(v).strip() for v in orientation):
         sc["PatientOrientation"] = copy.deepcopy(source["PatientOrientation"])
     else:
         sc.PatientOrientation = []  # Type 2: present, empty (unknown)
     _set_laterality(sc, source)
     if "BodyPartExamined" in source:
         sc.BodyPartExamined = source.BodyPartExamined
+    scanned = spacing_pair(source.get("NominalScannedPixelSpacing"))
+    if scanned is not None:  # a digitised film: the overlay has its grid
+        sc.NominalScannedPixelSpacing = list(scanned)
 
     sc.DeviceUID = result.model.device_uid
     sc.ConversionType = "WSD"  # made on a workstation from another image
     sc.BurnedInAnnotation = "YES"
-    sc.RecognizableVisualFeatures = source.get("RecognizableVisualFeatures", "NO") or "NO"
+    sc.RecognizableVisualFeatures = _yes_no(source.get("RecognizableVisualFeatures"), "NO")
     # Once lossy, always flagged (PS3.3 C.7.6.1.1.5): the overlay is as lossy as its source.
     sc.LossyImageCompression = "01" if _lossy(source) else "00"
     for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
-        if keyword in source and sc.LossyImageCompression == "01":
+        if keyword in source and source[keyword].value and sc.LossyImageCompression == "01":
             sc[keyword] = copy.deepcopy(source[keyword])
     sc.ImageComments = NOT_FOR_DIAGNOSTIC_USE
     sc.DerivationDescription = _DERIVATION_DESCRIPTION
-    sc.SourceImageSequence = DicomSequence([_image_reference(source, _PURPOSE_SOURCE_IMAGE)])
-    sc.ReferencedImageSequence = DicomSequence([_image_reference(source, None)])
+    sc.SourceImageSequence = DicomSequence([_image_reference(header, _PURPOSE_SOURCE_IMAGE)])
+    sc.ReferencedImageSequence = DicomSequence([_image_reference(header, None)])
     return sc
+
+
+def _yes_no(value: Any, default: str) -> str:
+    """YES or NO from a source's value; ``default`` for anything else (empty, mangled)."""
+    text = str(value or "").strip().upper()
+    return text if text in ("YES", "NO") else default

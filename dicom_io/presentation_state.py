@@ -36,7 +36,9 @@ from highdicom.pr import (
 )
 from pydicom import Dataset
 from pydicom.pixels import apply_voi_lut
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import DSfloat
 
 from dicom_io.overlay import (
     NO_JOINTS_TEXT,
@@ -48,7 +50,7 @@ from dicom_io.overlay import (
     place_labels,
 )
 from dicom_io.reading import read_radiograph
-from dicom_io.results import JointResult, ScoringResult
+from dicom_io.results import JointResult, ResultMismatch, ScoringResult, building
 from dicom_io.source_header import header_copy
 
 __all__ = [
@@ -305,6 +307,28 @@ def _presentation_lut(source: Dataset) -> PresentationLUTTransformation:
     )
 
 
+def _modality_lut(source: Dataset, header: Dataset) -> DicomSequence | None:
+    """Make ``header``'s Rescale attributes (which highdicom copies into the state) say what
+    :mod:`dicom_io.reading` applies, and return the Modality LUT Sequence to copy, if that is
+    what it applies.
+
+    Reading prefers a Modality LUT Sequence, and reads an absent or empty Rescale Slope as 1
+    and Intercept as 0. highdicom wants both or neither, and a Rescale Type with them.
+    """
+    for keyword in ("RescaleSlope", "RescaleIntercept", "RescaleType", "ModalityLUTSequence"):
+        if keyword in header:
+            del header[keyword]
+    if source.get("ModalityLUTSequence"):
+        return copy.deepcopy(source.ModalityLUTSequence)
+    slope, intercept = source.get("RescaleSlope"), source.get("RescaleIntercept")
+    if slope in (None, "") and intercept in (None, ""):
+        return None  # identity: no Modality LUT module
+    header.RescaleSlope = DSfloat(float(slope or 1.0), auto_format=True)
+    header.RescaleIntercept = DSfloat(float(intercept or 0.0), auto_format=True)
+    header.RescaleType = str(source.get("RescaleType") or "").strip() or "US"
+    return None
+
+
 def _set_laterality(pr: Dataset, source: Dataset) -> None:
     """The series Laterality (Type 2C; dciodvfy wants it, a PR has no Image Laterality).
 
@@ -328,16 +352,39 @@ def build_gsps(
     """A presentation state on ``source`` with the joints' boxes and scores as annotations.
 
     Same patient and study as the source, a new series; UIDs are generated when not given.
-    Raises ValueError if ``result`` is about another image, and
+    Raises :class:`~dicom_io.results.ResultMismatch` if ``result`` is about another image,
     :class:`dicom_io.reading.UnreadableImage` if the source has no VOI of its own and its
-    pixels cannot be decoded to derive a window from.
+    pixels cannot be decoded to derive a window from, and
+    :class:`~dicom_io.results.ResultBuildError` if the GSPS cannot be built for another
+    reason.
     """
-    if str(source.SOPInstanceUID) != result.source_sop_instance_uid:
-        raise ValueError(
-            f"result is for image {result.source_sop_instance_uid}, not for {source.SOPInstanceUID}"
+    with building("GSPS"):
+        return _build_gsps(
+            source,
+            result,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+            series_number=series_number,
+            instance_number=instance_number,
         )
-    rows, columns = int(source.Rows), int(source.Columns)
-    header = header_copy(source)
+
+
+def _build_gsps(
+    source: Dataset,
+    result: ScoringResult,
+    *,
+    series_instance_uid: str | None,
+    sop_instance_uid: str | None,
+    series_number: int,
+    instance_number: int,
+) -> GrayscaleSoftcopyPresentationState:
+    header = header_copy(source)  # the patient, study and identity as each IOD asks
+    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
+        raise ResultMismatch(
+            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
+        )
+    rows, columns = int(header.Rows), int(header.Columns)
+    modality_lut_sequence = _modality_lut(source, header)
     layer = GraphicLayer(
         layer_name=GRAPHIC_LAYER,
         order=1,
@@ -372,10 +419,6 @@ def build_gsps(
                 text_objects=na_texts,
             )
         )
-    modality_lut_sequence = None
-    if "ModalityLUTSequence" in source and "RescaleSlope" not in source:
-        modality_lut_sequence = copy.deepcopy(source.ModalityLUTSequence)
-
     pr = GrayscaleSoftcopyPresentationState(
         referenced_images=[header],
         series_instance_uid=series_instance_uid or generate_uid(),

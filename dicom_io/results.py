@@ -6,11 +6,18 @@ A joint the model will not grade (unlike the images it was trained on, or too un
 place and box but has no grades: ``assessable`` is False, ``jsn``/``erosion`` are None and
 ``reason`` says why. The totals cover the assessable joints only, and every object that shows a
 total says how many joints it covers, so a total over 14 joints is never read as one over 20.
+
+Where a result object cannot be built, the builders raise :class:`ResultBuildError` (one line,
+a short ``reason`` code), never whatever highdicom or pydicom happened to raise, so that the
+worker can store the reason on the job and the command line can print it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 JSN_GRADES = 5  #: Sharp/van der Heijde joint space narrowing 0–4
 EROSION_GRADES = 6  #: Sharp/van der Heijde erosion 0–5
@@ -115,3 +122,48 @@ class ScoringResult:
         for joint in self.joints:
             counts[joint.side] += joint.assessable
         return counts
+
+
+class ResultBuildError(ValueError):
+    """The SR, overlay SC or GSPS cannot be built; the message is one line that says why.
+
+    ``reason`` is a short stable code for logs, statuses and metrics.
+    """
+
+    reason: ClassVar[str] = "build-failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()) or type(self).__name__)
+
+
+class SourceHeaderError(ResultBuildError):
+    """The source lacks what every result must refer to (its SOP Class or Instance UID)."""
+
+    reason = "source-header"
+
+
+class ResultMismatch(ResultBuildError):
+    """The scoring result is not one of this source image, or is not a valid scoring."""
+
+    reason = "result-mismatch"
+
+
+@contextmanager
+def building(kind: str) -> Iterator[None]:
+    """Turn anything but a typed refusal raised while building ``kind`` into a
+    :class:`ResultBuildError` that names the object and the cause on one line.
+
+    ``ResultBuildError`` and ``dicom_io.reading.UnreadableImage`` (the overlay re-reads the
+    source's pixels) pass through; so does ``OSError``, which is the disk's, not the image's.
+    """
+    from dicom_io.reading import UnreadableImage  # reading is heavy; results stays plain
+
+    try:
+        yield
+    except (ResultBuildError, UnreadableImage, OSError, MemoryError):
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())
+        raise ResultBuildError(
+            f"cannot build the {kind} from this source: {type(exc).__name__}: {detail}"[:500]
+        ) from exc

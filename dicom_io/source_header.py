@@ -1,14 +1,33 @@
-"""The source radiograph's header as highdicom wants it, without inventing anything.
+"""The source radiograph's header as the result builders need it, inventing nothing it can say.
 
 highdicom copies the patient and study from the source of a derived object and reads some
-attributes unconditionally. Scanned films and de-identified exports often lack them (Patient's
-Birth Date, Accession Number, Referring Physician). These are Type 2 in every object rascore
-writes, so an absent one becomes present and empty: "unknown", as the standard means it.
+attributes unconditionally. Scanned films, de-identified exports and careless modalities often
+lack them. Every object rascore writes (SR, overlay SC, GSPS) must still come out as its IOD
+asks, so :func:`header_copy` gives the builders a pixel-free copy in which
+
+* absent Type 2 patient and study attributes (Patient's Birth Date, Accession Number, Study
+  ID, Referring Physician ...) are present and empty: "unknown", as the standard means it;
+* absent or empty Type 1 attributes that the results must repeat are derived: the SOP Class
+  and Instance UIDs from the file meta information, the Modality from the SOP class, and the
+  Study and Series Instance UIDs, if the source has none, as name-based UIDs of its SOP
+  Instance UID, so that the three results of one image agree on them and a rebuild gives the
+  same ones. (The node refuses a C-STORE without a Study Instance UID; ``rascore score`` on
+  a file does not.)
+
+A source without any SOP Class or SOP Instance UID cannot be referenced at all: that is a
+:class:`~dicom_io.results.SourceHeaderError`.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+import uuid
+from typing import Any
+
 from pydicom.dataset import Dataset
+
+from dicom_io.results import SourceHeaderError
 
 #: Type 2 patient and study attributes highdicom copies from the source
 TYPE_2_IDENTITY = (
@@ -23,16 +42,94 @@ TYPE_2_IDENTITY = (
     "ReferringPhysicianName",
 )
 
+#: Modality (Type 1 in the General Series module) implied by the storage SOP class
+MODALITY_BY_SOP_CLASS = {
+    "1.2.840.10008.5.1.4.1.1.1": "CR",
+    "1.2.840.10008.5.1.4.1.1.1.1": "DX",
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "DX",
+    "1.2.840.10008.5.1.4.1.1.7": "OT",  # Secondary Capture: "other" unless it says
+}
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    try:
+        return str(dataset.get(keyword) or "").strip()
+    except Exception:  # a mangled value is as good as none
+        return ""
+
+
+def _from_file_meta(source: Dataset, keyword: str, meta_keyword: str) -> str:
+    value = _text(source, keyword)
+    meta = getattr(source, "file_meta", None)
+    if not value and meta is not None:
+        value = _text(meta, meta_keyword)
+    if not value:
+        raise SourceHeaderError(
+            f"the source has no {keyword} (and no {meta_keyword} in its file meta): "
+            "its results could not refer to it"
+        )
+    return value
+
+
+def sop_class_uid(source: Dataset) -> str:
+    """The source's SOP Class UID, else its file meta's Media Storage SOP Class UID."""
+    return _from_file_meta(source, "SOPClassUID", "MediaStorageSOPClassUID")
+
+
+def sop_instance_uid(source: Dataset) -> str:
+    """The source's SOP Instance UID, else its file meta's Media Storage SOP Instance UID."""
+    return _from_file_meta(source, "SOPInstanceUID", "MediaStorageSOPInstanceUID")
+
+
+def derived_uid(sop_instance: str, what: str) -> str:
+    """A UID for ``what`` of the image ``sop_instance``, the same on every call: a name-based
+    (version 5) UUID as a 2.25 UID (PS3.5 B.2)."""
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'rascore/{what}/{sop_instance}').int}"
+
 
 def header_copy(source: Dataset) -> Dataset:
-    """A copy of ``source`` without its pixels, with absent TYPE_2_IDENTITY attributes empty."""
+    """A copy of ``source`` without its pixels, ready for the builders (module docstring).
+
+    Raises :class:`~dicom_io.results.SourceHeaderError` when the source has no SOP Class or
+    SOP Instance UID anywhere.
+    """
     header = Dataset()
     for element in source:
         if element.tag != 0x7FE00010:  # Pixel Data: not needed, not copied
-            header.add(element)
+            # a copy: the builders change the header, never the caller's source
+            header.add(copy.deepcopy(element))
     if hasattr(source, "file_meta"):
         header.file_meta = source.file_meta
+    if not values(header.get("SpecificCharacterSet")):
+        header.pop("SpecificCharacterSet", None)  # empty: the default repertoire, as absent
+    header.SOPClassUID = sop_class_uid(source)
+    header.SOPInstanceUID = sop_instance_uid(source)
+    for keyword, what in (("StudyInstanceUID", "study"), ("SeriesInstanceUID", "series")):
+        if not _text(source, keyword):
+            setattr(header, keyword, derived_uid(header.SOPInstanceUID, what))
+    if not _text(source, "Modality"):
+        header.Modality = MODALITY_BY_SOP_CLASS.get(str(header.SOPClassUID), "OT")
     for keyword in TYPE_2_IDENTITY:
         if keyword not in header:
             setattr(header, keyword, "")
     return header
+
+
+def values(value: Any) -> list[Any]:
+    """The values of a possibly multi-valued element ([] when absent or empty)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+        return [value]
+    return list(value)
+
+
+def spacing_pair(value: Any) -> tuple[float, float] | None:
+    """(row, column) spacing in mm when ``value`` holds two positive finite numbers."""
+    try:
+        row, column = (float(v) for v in values(value))
+    except (TypeError, ValueError):
+        return None
+    if row > 0 and column > 0 and math.isfinite(row) and math.isfinite(column):
+        return row, column
+    return None

@@ -87,9 +87,11 @@ from dicom_io.results import (
     NOT_FOR_DIAGNOSTIC_USE,
     JointResult,
     ModelInfo,
+    ResultMismatch,
     ScoringResult,
+    building,
 )
-from dicom_io.source_header import header_copy
+from dicom_io.source_header import header_copy, spacing_pair, values
 
 __all__ = [
     "NO_JOINTS_TEXT",
@@ -135,10 +137,34 @@ def build_sr(
 
     ``source`` needs its header only (pixels are not read). UIDs are generated unless given;
     the tracking UIDs of the groups derive from the SR's SOP Instance UID, so equal inputs and
-    UIDs give equal content. Raises ``ValueError`` when the result does not belong to
-    ``source`` or is not a valid scoring (labels, grades, probabilities, boxes in the image).
+    UIDs give equal content. Raises :class:`~dicom_io.results.ResultMismatch` (a
+    ``ValueError``) when the result does not belong to ``source`` or is not a valid scoring
+    (labels, grades, probabilities, boxes in the image), and
+    :class:`~dicom_io.results.ResultBuildError` when the report cannot be built for another
+    reason, with one line that says why.
     """
-    _validate(source, result)
+    with building("SR"):
+        return _build_sr(
+            source,
+            result,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+            series_number=series_number,
+            instance_number=instance_number,
+        )
+
+
+def _build_sr(
+    source: Dataset,
+    result: ScoringResult,
+    *,
+    series_instance_uid: str | None,
+    sop_instance_uid: str | None,
+    series_number: int,
+    instance_number: int,
+) -> Comprehensive3DSR:
+    header, unknown = _header_for_highdicom(source)
+    _validate(header, result)
     sop_uid = str(sop_instance_uid) if sop_instance_uid else str(hd.UID())
     series_uid = str(series_instance_uid) if series_instance_uid else str(hd.UID())
     model = result.model
@@ -150,8 +176,8 @@ def build_sr(
     algorithm = AlgorithmIdentification(
         name=model.name, version=model.version, manufacturer=model.manufacturer
     )
-    region_source = SourceImageForRegion.from_source_image(source)
-    group_source = SourceImageForMeasurementGroup.from_source_image(source)
+    region_source = SourceImageForRegion.from_source_image(header)
+    group_source = SourceImageForMeasurementGroup.from_source_image(header)
 
     groups: list[
         PlanarROIMeasurementsAndQualitativeEvaluations | MeasurementsAndQualitativeEvaluations
@@ -196,7 +222,6 @@ def build_sr(
             )
         )
 
-    header, unknown = _header_for_highdicom(source)
     report = _measurement_report(header, model, groups)
     _drop_unknown_descriptors(report, unknown)
     equipment = hd.ContributingEquipment(
@@ -247,22 +272,33 @@ def _header_for_highdicom(source: Dataset) -> tuple[Dataset, list[Code]]:
     """A header-only copy of ``source`` that highdicom can build from, and the descriptors
     it will have to be told to forget.
 
-    Scanned films and de-identified exports often lack Patient Orientation, Imager Pixel
-    Spacing, Patient's Birth Date or Accession Number; highdicom reads them unconditionally.
-    The copy gets empty Type 2 values for the patient and study (``header_copy``) and
-    placeholders for the rest, and the Image Library descriptors made from placeholders are
-    removed again: the SR never states what the file did not say.
+    highdicom describes a projection radiograph (TID 1603) by its Patient Orientation and its
+    Imager Pixel Spacing, and reads both unconditionally. Scanned films and de-identified
+    exports often lack them. The spacing descriptors then come from Pixel Spacing, else the
+    Nominal Scanned Pixel Spacing of a digitised film (both row, column, as Imager Pixel
+    Spacing); what none of them gives gets a placeholder, and the descriptors made from
+    placeholders are removed again: the SR never states what the file did not say. The
+    patient, study and Type 1 identity are :func:`~dicom_io.source_header.header_copy`'s.
     """
     header = header_copy(source)
     unknown: list[Code] = []
-    orientation = list(source.get("PatientOrientation") or [])
+    orientation = list(values(source.get("PatientOrientation")))
     if len(orientation) != 2 or not all(str(v).strip() for v in orientation):
         header.PatientOrientation = ["A", "F"]  # placeholder, removed below
         unknown += _PROJECTION_DESCRIPTORS["PatientOrientation"]
-    spacing = list(source.get("ImagerPixelSpacing") or [])
-    if len(spacing) != 2:
+    spacing = next(
+        (
+            pair
+            for keyword in ("ImagerPixelSpacing", "PixelSpacing", "NominalScannedPixelSpacing")
+            if (pair := spacing_pair(source.get(keyword))) is not None
+        ),
+        None,
+    )
+    if spacing is None:
         header.ImagerPixelSpacing = [1.0, 1.0]  # placeholder, removed below
         unknown += _PROJECTION_DESCRIPTORS["ImagerPixelSpacing"]
+    else:
+        header.ImagerPixelSpacing = list(spacing)
     return header, unknown
 
 
@@ -289,7 +325,7 @@ def _is_descriptor(item: Dataset) -> bool:
 
 def _validate(source: Dataset, result: ScoringResult) -> None:
     if str(result.source_sop_instance_uid) != str(source.SOPInstanceUID):
-        raise ValueError(
+        raise ResultMismatch(
             f"the result is for {result.source_sop_instance_uid}, "
             f"the source is {source.SOPInstanceUID}"
         )
@@ -297,9 +333,9 @@ def _validate(source: Dataset, result: ScoringResult) -> None:
     seen: set[str] = set()
     for joint in result.joints:
         if not _LABEL.match(joint.label):
-            raise ValueError(f"not a joint label: {joint.label!r}")
+            raise ResultMismatch(f"not a joint label: {joint.label!r}")
         if joint.label in seen:
-            raise ValueError(f"joint {joint.label} appears twice")
+            raise ResultMismatch(f"joint {joint.label} appears twice")
         seen.add(joint.label)
         probabilities = (len(joint.jsn_probs), len(joint.erosion_probs))
         if joint.assessable:
@@ -309,25 +345,25 @@ def _validate(source: Dataset, result: ScoringResult) -> None:
                 or not 0 <= joint.jsn < JSN_GRADES
                 or not 0 <= joint.erosion < EROSION_GRADES
             ):
-                raise ValueError(
+                raise ResultMismatch(
                     f"{joint.label}: grades out of range ({joint.jsn}, {joint.erosion})"
                 )
             if probabilities != (JSN_GRADES, EROSION_GRADES):
-                raise ValueError(
+                raise ResultMismatch(
                     f"{joint.label}: need {JSN_GRADES} + {EROSION_GRADES} probabilities"
                 )
         else:
             if joint.jsn is not None or joint.erosion is not None:
-                raise ValueError(f"{joint.label}: {NOT_ASSESSABLE}, yet graded")
+                raise ResultMismatch(f"{joint.label}: {NOT_ASSESSABLE}, yet graded")
             if probabilities not in ((0, 0), (JSN_GRADES, EROSION_GRADES)):
-                raise ValueError(
+                raise ResultMismatch(
                     f"{joint.label}: need {JSN_GRADES} + {EROSION_GRADES} probabilities or none"
                 )
         if not all(0.0 <= p <= 1.0 for p in (*joint.jsn_probs, *joint.erosion_probs)):
-            raise ValueError(f"{joint.label}: probabilities must lie in [0, 1]")
+            raise ResultMismatch(f"{joint.label}: probabilities must lie in [0, 1]")
         x, y, w, h = joint.box
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > columns or y + h > rows:
-            raise ValueError(f"{joint.label}: box {joint.box} not inside {columns}x{rows}")
+            raise ResultMismatch(f"{joint.label}: box {joint.box} not inside {columns}x{rows}")
 
 
 def _measurement(name: Code, value: float) -> Measurement:

@@ -222,9 +222,13 @@ def score(
         ) from None
     result = as_json(scorer, scored)
     if out is not None:
+        from dicom_io.results import ResultBuildError
         from worker.results_export import write_results
 
-        result["written"] = [str(p) for p in write_results(scorer, scored, out)]
+        try:
+            result["written"] = [str(p) for p in write_results(scorer, scored, out)]
+        except (ResultBuildError, UnreadableImage) as exc:  # one line that says why
+            raise fail(f"{file}: scored, but {exc}") from None
     if json_output:
         print(json.dumps(result, indent=1))
     else:

@@ -16,7 +16,8 @@ from typing import Any
 import pydicom
 
 from dicom_io.reading import GreyscaleImage, read_radiograph
-from dicom_io.results import JointResult, ModelInfo, ScoringResult
+from dicom_io.results import JointResult, ModelInfo, ScoringResult, SourceHeaderError
+from dicom_io.source_header import sop_instance_uid
 from scoring.pipeline import ImageScore, ScoredJoint, Scorer
 
 
@@ -53,7 +54,8 @@ def scoring_result(scorer: Scorer, scored: ScoredFile) -> ScoringResult:
     """The plain structure dicom_io builds the SR, the overlay SC and the GSPS from."""
     bundle = scorer.bundle
     return ScoringResult(
-        source_sop_instance_uid=str(scored.dataset.SOPInstanceUID),
+        # the file meta's when the data set has none; SourceHeaderError when neither has one
+        source_sop_instance_uid=sop_instance_uid(scored.dataset),
         joints=tuple(
             JointResult(
                 label=j.label,
@@ -69,6 +71,13 @@ def scoring_result(scorer: Scorer, scored: ScoredFile) -> ScoringResult:
         ),
         model=ModelInfo(bundle.name, bundle.version, bundle.device_uid),
     )
+
+
+def _sop_instance_uid_or_empty(dataset: pydicom.Dataset) -> str:
+    try:
+        return sop_instance_uid(dataset)
+    except SourceHeaderError:
+        return ""
 
 
 def status_text(score: ImageScore) -> str:
@@ -121,7 +130,7 @@ def as_json(scorer: Scorer, scored: ScoredFile) -> dict[str, Any]:
     """``rascore score --json`` (DESIGN.md, Contracts)."""
     score = scored.score
     out: dict[str, Any] = {
-        "sop_instance_uid": str(scored.dataset.get("SOPInstanceUID", "")),
+        "sop_instance_uid": _sop_instance_uid_or_empty(scored.dataset),
         "status": status_text(score),
         "model": {
             "name": scorer.bundle.name,
