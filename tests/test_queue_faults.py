@@ -26,7 +26,7 @@ from typing import Any, cast
 import pydicom
 import pytest
 import redis as redis_client
-from servers import NodeProcess, RedisServer, free_port, wait_for
+from servers import POSTGRES_BIN, NodeProcess, PostgresServer, RedisServer, free_port, wait_for
 from sqlalchemy import select
 
 from worker.db import migrate
@@ -345,6 +345,65 @@ def test_a_store_outage_longer_than_the_retries_delays_and_never_fails(
             _stop_worker(worker)
         node.stop()
         shutil.rmtree(tmp_path / "worker", ignore_errors=True)
+
+
+def _pg_ctl(server: PostgresServer, action: str) -> None:
+    """Stop or start a test cluster in place (its data kept), as an outage would."""
+    options = f"-p {server.port} -h 127.0.0.1 -k {server.directory} -c fsync=off"
+    server._run(
+        str(POSTGRES_BIN / "pg_ctl"), "-D", str(server.data), "-w", "-m", "fast", "-l",
+        str(server.directory / "postgres.log"), "-o", options, action,
+    )  # fmt: skip
+
+
+def test_a_database_outage_longer_than_the_retries_delays_and_never_fails(
+    tmp_path: Path, phantoms: list[Path], redis_server: RedisServer
+) -> None:
+    """PostgreSQL stops after the image was acknowledged, for longer than the worker's in-task
+    retries last: the job is left unfinished, and once the database is back the sweeper
+    publishes it again and it is scored."""
+    postgres = PostgresServer().start()
+    try:
+        url = postgres.create_database("outage")
+        store = tmp_path / "node" / "store"
+        env = _env(
+            broker_url=redis_server.url,
+            database_url=url,
+            store_dir=str(store),
+            max_task_retries="2",
+            task_retry_initial_s="0.5",
+            task_retry_max_s="1",
+            reconcile_after_s="2",
+        )
+        node = _node(tmp_path / "node", env, workers="0").start()
+        worker = None
+        try:
+            assert _send(node.port, phantoms[1]) == 0x0000
+            _pg_ctl(postgres, "stop")
+            worker = _extra_worker(tmp_path / "worker", env)
+            log = tmp_path / "worker" / "worker.log"
+            wait_for(
+                lambda: log.read_text(errors="replace").count("retry: Retry in") >= 2,
+                90,
+                "the worker to retry against the stopped database",
+                every=0.5,
+            )
+            time.sleep(8)  # the outage outlasts every retry (and the 2 + 4 s of the old policy)
+            _pg_ctl(postgres, "start")
+
+            def ended() -> Job | None:
+                job = _job(url)
+                ended = job is not None and job.status in (JobStatus.DONE, JobStatus.FAILED)
+                return job if ended else None
+
+            job = wait_for(ended, 60, "the job to end", every=0.5)
+            assert job.status == JobStatus.DONE, job.reason
+        finally:
+            if worker is not None:
+                _stop_worker(worker)
+            node.stop()
+    finally:
+        postgres.stop()
 
 
 # -- finding 2b: a pool child that keeps dying ---------------------------------------------------
