@@ -484,6 +484,27 @@ def test_a_job_past_its_time_limit_fails_as_too_large(
         node.stop()
 
 
+def test_a_pool_child_past_its_memory_cap_is_replaced(tmp_path: Path, phantoms: list[Path]) -> None:
+    """A pool child that grew past RASCORE_WORKER_MAX_MEMORY_MB is replaced after its task
+    (here every child: 1 MB), so one huge image does not leave a bloated worker behind."""
+    node = _node(tmp_path / "node", workers="1", worker_max_memory_mb="1").start()
+    url = node.database_url
+    try:
+        for path in phantoms:
+            assert _send(node.port, path) == 0x0000
+
+        def both_done() -> bool:
+            with session_scope(url) as session:
+                statuses = list(session.scalars(select(Job.status)))
+            return statuses == [JobStatus.DONE] * 2
+
+        wait_for(both_done, 90, "both jobs scored", every=0.5)
+        pids = {a.worker.rsplit(":", 1)[1] for a in _attempts(url) if a.task == "score"}
+        assert len(pids) == 2, "one pool child scored both images"
+    finally:
+        node.stop()
+
+
 def test_worker_limits_come_from_the_settings() -> None:
     """Pool children get a soft and a hard time limit and a memory cap (KiB, as Celery wants)."""
     from worker.celery_app import app, configure
