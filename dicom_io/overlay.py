@@ -36,7 +36,12 @@ from dicom_io.results import (
     ScoringResult,
     building,
 )
-from dicom_io.source_header import header_copy, spacing_pair, values
+from dicom_io.source_header import (
+    header_copy,
+    series_laterality_applies,
+    spacing_pair,
+    values,
+)
 
 __all__ = [
     "BANNER_TITLE",
@@ -625,6 +630,7 @@ def _set_laterality(sc: Dataset, source: Dataset) -> None:
     Image Laterality (General Image) can say B (both hands) and U; the series Laterality only
     R or L. dciodvfy wants the series Laterality (Type 2C) exactly when Image Laterality is
     absent, and errors when both are there; an unknown side is Laterality present and empty.
+    A series of an unpaired body part (CHEST) has neither.
     """
     for keyword in ("ImageLaterality", "Laterality"):
         if keyword in sc:
@@ -633,6 +639,8 @@ def _set_laterality(sc: Dataset, source: Dataset) -> None:
     series = str(source.get("Laterality", "") or "").strip().upper()
     if image in ("L", "R", "B", "U"):
         sc.ImageLaterality = image
+    elif not series_laterality_applies(source):
+        return  # an unpaired body part (a chest): no Laterality at all
     elif series in ("L", "R"):
         sc.Laterality = series
     else:

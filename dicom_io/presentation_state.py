@@ -51,7 +51,7 @@ from dicom_io.overlay import (
 )
 from dicom_io.reading import read_radiograph
 from dicom_io.results import JointResult, ResultMismatch, ScoringResult, building
-from dicom_io.source_header import header_copy
+from dicom_io.source_header import header_copy, series_laterality_applies
 
 __all__ = [
     "CONTENT_LABEL",
@@ -333,8 +333,12 @@ def _set_laterality(pr: Dataset, source: Dataset) -> None:
     """The series Laterality (Type 2C; dciodvfy wants it, a PR has no Image Laterality).
 
     R or L when the source shows one hand; empty (unknown to the series level) when it shows
-    both, since Laterality has no value for "both".
+    both, since Laterality has no value for "both"; absent for an unpaired body part.
     """
+    if not series_laterality_applies(source):
+        if "Laterality" in pr:
+            del pr.Laterality  # an unpaired body part (a chest): absent, not empty
+        return
     image = str(source.get("ImageLaterality", "") or "").strip().upper()
     series = str(source.get("Laterality", "") or "").strip().upper()
     pr.Laterality = image if image in ("L", "R") else series if series in ("L", "R") else ""

@@ -50,6 +50,27 @@ MODALITY_BY_SOP_CLASS = {
     "1.2.840.10008.5.1.4.1.1.7": "OT",  # Secondary Capture: "other" unless it says
 }
 
+#: Body Part Examined defined terms of unpaired structures (PS3.16 Annex L, as dciodvfy
+#: knows them): a series of such a part has no Laterality (Type 2C), not even an empty one.
+# fmt: off
+UNPAIRED_BODY_PARTS = frozenset({
+    "ABDOMEN", "ABDOMENPELVIS", "AORTA", "BLADDER", "BRAIN", "CEREBELLUM", "CERVIX", "CHEST",
+    "CHESTABDPELVIS", "CIRCLEOFWILLIS", "COCCYX", "COLON", "CORONARYARTERY", "CSPINE", "CTSPINE",
+    "DUODENUM", "ESOPHAGUS", "FACE", "GALLBLADDER", "HEAD", "HEADNECK", "HEART", "ILEUM", "ILIUM",
+    "JAW", "JEJUNUM", "LARYNX", "LIVER", "LSPINE", "LSSPINE", "MAXILLA", "MEDIASTINUM", "MOUTH",
+    "NECK", "NECKCHEST", "NECKCHESTABDOMEN", "NECKCHESTABDPELV", "NOSE", "PANCREAS", "PELVIS",
+    "PENIS", "PHARYNX", "PROSTATE", "RECTUM", "SCALP", "SKULL", "SPINE", "SPLEEN", "SSPINE",
+    "STERNUM", "STOMACH", "THYMUS", "THYROID", "TLSPINE", "TONGUE", "TRACHEA", "TSPINE", "URETER",
+    "URETHRA", "UTERUS", "VAGINA", "VULVA", "WHOLEBODY",
+})
+# fmt: on
+
+
+def series_laterality_applies(source: Dataset) -> bool:
+    """Whether a series made from ``source`` carries Laterality (Type 2C: required for a
+    paired body part, and where the part is unknown; absent for an unpaired one)."""
+    return _text(source, "BodyPartExamined").upper() not in UNPAIRED_BODY_PARTS
+
 
 def _text(dataset: Dataset, keyword: str) -> str:
     try:

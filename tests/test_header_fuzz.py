@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -657,3 +658,21 @@ def test_rascore_score_out_says_why_in_one_line(sources: dict[str, Source], tmp_
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "SOPInstanceUID" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["RG1_UNCI.dcm", "RG3_J2KR.dcm"])
+def test_real_cr_files_get_valid_results(
+    name: str, scorer: Scorer, tmp_path: Path, assert_dciodvfy_clean: Checker
+) -> None:
+    """pydicom's real CRs: a chest (unpaired: its results' series have no Laterality; Pixel
+    Spacing 0\\0, so no spacing descriptors) and an extremity in JPEG 2000."""
+    ds = pydicom.dcmread(str(get_testdata_file(name)))
+    paths = _results(ds, scorer, tmp_path)
+    for path in paths.values():
+        assert_dciodvfy_clean(path)
+    made = {kind: pydicom.dcmread(path) for kind, path in paths.items()}
+    if ds.BodyPartExamined == "CHEST":
+        assert "Laterality" not in made["sc"] and "Laterality" not in made["gsps"]
+        assert "Horizontal Pixel Spacing" not in _descriptors(made["sr"])
+    else:
+        assert made["gsps"].Laterality == ds.Laterality
