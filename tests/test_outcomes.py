@@ -493,3 +493,28 @@ def _samples(name: str) -> dict[str, float]:
             if sample.name == name:
                 out[sample.labels.get("reason", "")] = sample.value
     return out
+
+
+def test_a_build_whose_worker_keeps_dying_fails_after_the_attempt_cap(
+    tmp_path: Path, phantom_file: Path
+) -> None:
+    """A build killed for memory or time leaves its attempt open and its job unbuilt; the
+    sweeper queues it again. After ``max_job_attempts`` deaths it fails as too large (listed in
+    /failures) instead of being rebuilt forever."""
+    settings = _node_db(tmp_path)
+    ds = _phantom(phantom_file)
+    instance_id, job_id = _queued_job(settings, ds, _default_version())
+    assert jobs.score_job(settings, job_id, worker="test:1").status == "done"
+    url = settings.effective_database_url
+    for n in range(settings.max_job_attempts):  # each one's process died mid-build
+        with session_scope(url) as session:
+            session.add(JobAttempt(job_id=job_id, task="build", worker=f"dead:{n}"))
+    jobs.build_results(settings, job_id, worker="test:2")
+    with session_scope(url) as session:
+        job = session.get_one(Job, job_id)
+        assert job.built_at is not None and not job.results
+        assert job.reason.startswith("too-large: worker died 3 times"), job.reason
+        outcomes = sorted(a.outcome for a in job.attempts if a.task == "build")
+        assert outcomes == ["abandoned"] * 3 + ["failed"]
+    [failure] = [f for f in _failures(settings) if f["kind"] == "build"]
+    assert failure["id"] == instance_id and failure["reason"] == job.reason

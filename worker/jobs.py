@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.uid import generate_uid
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dicom_io.overlay import build_overlay_sc
@@ -359,10 +359,14 @@ def _result_uid(instance: Instance, model_version: str, what: str) -> str:
 
 
 def build_results(
-    settings: Settings, job_id: int, on_due: Callable[[list[int]], object] = lambda _: None
+    settings: Settings,
+    job_id: int,
+    on_due: Callable[[list[int]], object] = lambda _: None,
+    worker: str | None = None,
 ) -> None:
     """Make (or find) the SR, SC and GSPS of a scored job and their deliveries; ``on_due`` gets
-    the ids of deliveries ready to go, as soon as each object is made."""
+    the ids of deliveries ready to go, as soon as each object is made. A build whose process
+    died ``max_job_attempts`` times (killed for memory or time) fails instead of looping."""
     url = settings.effective_database_url
     store = Store(settings.effective_store_dir)
     try:
@@ -404,9 +408,13 @@ def build_results(
         raise Transient(f"database: {exc.orig}") from exc
     if missing and not no_joints:
         try:
-            attempt_id = _start_attempt(url, job_id, "build")
+            attempt_id, died = _start_attempt(url, job_id, "build", worker)
         except OperationalError as exc:
             raise Transient(f"database: {exc.orig}") from exc
+        if died >= settings.max_job_attempts:
+            reason = f"too-large: worker died {died} times while building the results"
+            _results_failed(url, job_id, attempt_id, reason)
+            return
         try:
             _build_missing(settings, job_id, missing, source_path, result, instance_uids, on_due)
         except (Transient, OperationalError) as exc:  # may pass: the task tries again
@@ -458,12 +466,30 @@ def _build_missing(
         on_due(ensure_deliveries(settings, job_id, complete=False))
 
 
-def _start_attempt(url: str, job_id: int, task: str) -> int:
+def _start_attempt(url: str, job_id: int, task: str, worker: str | None) -> tuple[int, int]:
+    """Open an attempt; also close (as abandoned) the ones a dead process left open, and say
+    how many attempts of ``task`` died so far."""
     with session_scope(url) as session:
-        attempt = JobAttempt(job_id=job_id, task=task, worker=worker_name())
+        session.execute(
+            update(JobAttempt)
+            .where(
+                JobAttempt.job_id == job_id,
+                JobAttempt.task == task,
+                JobAttempt.finished_at.is_(None),
+            )
+            .values(finished_at=utcnow(), outcome="abandoned")
+        )
+        died = session.scalar(
+            select(func.count(JobAttempt.id)).where(
+                JobAttempt.job_id == job_id,
+                JobAttempt.task == task,
+                JobAttempt.outcome == "abandoned",
+            )
+        )
+        attempt = JobAttempt(job_id=job_id, task=task, worker=worker or worker_name())
         session.add(attempt)
         session.flush()
-        return attempt.id
+        return attempt.id, int(died or 0)
 
 
 def _record_result(

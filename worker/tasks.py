@@ -131,7 +131,7 @@ def build(self: Task, job_id: int) -> str:
             enqueue_send(url, delivery_id, 0)
 
     try:
-        jobs.build_results(settings(), job_id, send_now)
+        jobs.build_results(settings(), job_id, send_now, jobs.worker_name(self.request.hostname))
     except (jobs.Transient, OperationalError) as exc:
         return _retry_or_defer(self, {"job_id": job_id}, exc)
     return "built"
