@@ -450,3 +450,21 @@ def test_demo_prints_n_a_with_the_reason(capsys: pytest.CaptureFixture[str]) -> 
     assert "R_PIP3   n/a (model unsure)" in out and "None" not in out
     assert "R hand totals: JSN 2, erosion 1 (1 of 10 joints scored)" in out
     assert "image totals: JSN 2, erosion 1 (1 of 10 joints scored)" in out
+
+
+def test_the_receiver_reads_no_large_header_value(tmp_path: Path) -> None:
+    """A 200 MB private element in an accepted data set is never read into the node's memory:
+    the receiver's header leaves out any value over 64 KB and still has what it needs."""
+    from pydicom.examples import ct
+
+    from worker.receiving import _small_header
+
+    ds = ct.copy()
+    ds.add_new(0x00291010, "OB", b"\0" * (200 << 20))
+    path = tmp_path / "large.dcm"
+    ds.save_as(path)
+    header = _small_header(path)
+    assert 0x00291010 not in header
+    assert header.SOPInstanceUID == ct.SOPInstanceUID and header.PatientID == ct.PatientID
+    path.rename(tmp_path / "filed.dcm")  # the store moves the file; nothing is read lazily
+    assert str(header.get("BodyPartExamined", "")) == str(ct.get("BodyPartExamined", ""))

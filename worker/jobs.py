@@ -30,14 +30,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pydicom
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dicom_io.overlay import build_overlay_sc
 from dicom_io.presentation_state import build_gsps
-from dicom_io.reading import UnreadableImage
+from dicom_io.reading import UnreadableImage, read_dicom
 from dicom_io.results import JointResult, ModelInfo, ScoringResult
 from dicom_io.scu import Destination, client_tls_context, send_files
 from dicom_io.sr import build_sr
@@ -180,7 +179,7 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
     try:
         from worker.scoring_io import score_dataset
 
-        dataset = pydicom.dcmread(path)
+        dataset = read_dicom(path)  # a deflated file inflates only up to a cap
         scored = score_dataset(scorer, dataset)
     except FileNotFoundError:
         return _fail(url, job_id, attempt_id, "missing-file: image file missing from the store")
@@ -446,7 +445,7 @@ def _build_missing(
     url = settings.effective_database_url
     store = Store(settings.effective_store_dir)
     try:
-        source = pydicom.dcmread(source_path)
+        source = read_dicom(source_path)
     except OSError as exc:
         raise Transient(f"store: {exc}") from exc
     builders = {"sr": build_sr, "sc": build_overlay_sc, "gsps": build_gsps}

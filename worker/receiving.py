@@ -23,9 +23,11 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from sqlalchemy import select
@@ -89,6 +91,22 @@ def permanent_refusal(exc: SQLAlchemyError) -> str | None:
     return None
 
 
+#: header values longer than this are not read (a hostile 200 MB private element is skipped)
+HEADER_VALUE_LIMIT = 64 * 1024
+
+
+def _small_header(path: Path) -> Dataset:
+    """The header without Pixel Data and without any value over :data:`HEADER_VALUE_LIMIT`
+    bytes: what the receiver needs fits in a few kilobytes, and reading more would let one
+    data set take the node's memory. A value left out reads as absent."""
+    header = pydicom.dcmread(path, stop_before_pixels=True, defer_size=HEADER_VALUE_LIMIT)
+    for tag in list(header.keys()):
+        raw = header.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length > 0:
+            del header[tag]  # deferred: it would be read from a file that is about to move
+    return header
+
+
 def _study_date(ds: Dataset) -> dt.date | None:
     try:
         return dt.datetime.strptime(str(ds.get("StudyDate", "") or ""), "%Y%m%d").date()
@@ -115,7 +133,7 @@ class Receiver:
 
     def __call__(self, received: ReceivedInstance) -> int:
         try:
-            header = pydicom.dcmread(received.path, stop_before_pixels=True)
+            header = _small_header(received.path)
         except Exception as exc:  # the SCP checked it parses; be safe anyway
             raise CannotUnderstand("data set does not parse") from exc
         for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
