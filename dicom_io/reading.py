@@ -98,6 +98,7 @@ __all__ = [
     "UnsupportedPixelFormat",
     "UnsupportedTransferSyntax",
     "VoiPreference",
+    "check_bounds",
     "read_dicom",
     "read_radiograph",
 ]
@@ -368,6 +369,61 @@ def read_dicom(path: Path | str) -> Dataset:
     accepted only when it looks like an image. Raises like :func:`read_radiograph`.
     """
     return _load(Path(path))[0]
+
+
+def check_bounds(path: Path | str) -> None:
+    """Refuse a decompression bomb on arrival, without decoding and without reading the pixel
+    data into memory: Rows × Columns within :data:`MAX_PIXELS` and :data:`MAX_SIDE`, and for
+    JPEG 2000, JPEG and JPEG-LS the first frame's own header agreeing with them. Raises
+    :class:`ImageTooLarge` or :class:`CorruptImage`; anything else wrong with the image is
+    left to :func:`read_radiograph`, which says it when the image is scored."""
+    with Path(path).open("rb") as fp:
+        ds = dcmread(fp, stop_before_pixels=True, defer_size=_HEADER_VALUE_BYTES)
+        try:
+            rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+            samples = int(ds.get("SamplesPerPixel", 1) or 1)
+            bits = int(ds.get("BitsAllocated", 0) or 0)
+        except (TypeError, ValueError):
+            return  # the reader names what is wrong with the pixel module
+        if rows > MAX_SIDE or columns > MAX_SIDE or rows * columns > MAX_PIXELS:
+            raise ImageTooLarge(
+                f"image too large: {rows} × {columns} ({rows * columns / 1e6:.0f} megapixels), "
+                f"{_BOUND}"
+            )
+        ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "") or ""))
+        if ts not in _J2K and ts not in _JPEG_FAMILY and ts not in _JPEG_LS:
+            return
+        start = _first_fragment_start(fp)
+    if start is None:
+        return  # no encapsulated pixel data where expected: the reader says so
+    try:
+        headers = _j2k_headers(start) if ts in _J2K else [_jpeg_header(start)]
+    except (ValueError, struct.error, IndexError):
+        return  # a frame the decoder will refuse as corrupt, costing nothing
+    for header in headers:
+        _compare(header, ts, (rows, columns, samples, bits))
+
+
+#: header values longer than this are not read by :func:`check_bounds`
+_HEADER_VALUE_BYTES = 64 * 1024
+_ITEM = b"\xfe\xff\x00\xe0"
+
+
+def _first_fragment_start(fp: BinaryIO) -> bytes | None:
+    """The first bytes of the first fragment of encapsulated Pixel Data, read from ``fp``
+    standing at the Pixel Data element (where ``dcmread(stop_before_pixels=True)`` leaves it)."""
+    head = fp.read(12)
+    if len(head) < 12 or head[:4] != b"\xe0\x7f\x10\x00" or head[8:] != b"\xff\xff\xff\xff":
+        return None
+    item = fp.read(8)  # the Basic Offset Table, then the first fragment
+    if len(item) < 8 or item[:4] != _ITEM:
+        return None
+    fp.seek(struct.unpack("<I", item[4:])[0], 1)
+    item = fp.read(8)
+    if len(item) < 8 or item[:4] != _ITEM:
+        return None
+    length = struct.unpack("<I", item[4:])[0]
+    return fp.read(min(length, _HEADER_BYTES))
 
 
 # Deflated data sets

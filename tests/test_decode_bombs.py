@@ -540,3 +540,53 @@ def test_a_jpeg_with_large_app_segments_still_reads(tmp_path: Path) -> None:
     padded = frame[:2] + app * 3 + frame[2:]
     image = read_radiograph(with_frame(ds, JPEGBaseline8Bit, padded))
     assert image.pixels.shape == (100, 100)
+
+
+# -- on arrival: the node refuses a bomb while the sender can still be told ---------------------
+
+
+@pytest.mark.parametrize(
+    ("transfer_syntax", "frame", "comment"),
+    [
+        (JPEG2000Lossless, j2k_codestream(16000, 16000), "image too large"),
+        (JPEG2000Lossless, j2k_codestream(900, 900), "disagrees with Rows/Columns"),
+        (JPEG2000Lossless, jp2(j2k_codestream(16000, 16000), 16000, 16000), "image too large"),
+    ],
+    ids=["j2k-16000", "j2k-900", "jp2-16000"],
+)
+def test_the_receiver_refuses_a_bomb_with_0xc000(
+    tmp_path: Path, transfer_syntax: str, frame: bytes, comment: str
+) -> None:
+    import datetime as dt
+    import hashlib
+
+    from dicom_io.scp import CannotUnderstand, ReceivedInstance
+    from worker.db import migrate
+    from worker.model_ref import ModelRef
+    from worker.receiving import Receiver
+    from worker.store import Store
+
+    url = f"sqlite:///{tmp_path / 'rascore.db'}"
+    migrate.upgrade(url)
+    receiver = Receiver(
+        url, Store(tmp_path / "store"), ModelRef(tmp_path, "m", "1"), ["HAND"], lambda _: True
+    )
+
+    def received(ds: Dataset) -> ReceivedInstance:
+        path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        body = path.read_bytes()
+        return ReceivedInstance(
+            path, str(ds.SOPClassUID), str(ds.SOPInstanceUID), transfer_syntax, "PACS",
+            "127.0.0.1", 1234, "RASCORE", dt.datetime.now(dt.UTC), len(body),
+            hashlib.sha256(body).hexdigest(),
+        )  # fmt: skip
+
+    bomb = with_frame(radiograph(), transfer_syntax, frame)
+    with pytest.raises(CannotUnderstand, match=comment) as refused:
+        receiver(received(bomb))
+    assert refused.value.status == 0xC000 and len(str(refused.value)) <= 64
+    assert not list((tmp_path / "store").rglob("*.dcm")), "nothing filed"
+    # a true frame of the size the header says is accepted as before
+    honest = with_frame(radiograph(), transfer_syntax, j2k_codestream(100, 100))
+    assert receiver(received(honest)) == 0x0000

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from dicom_io.reading import MAX_PIXELS, MAX_SIDE, CorruptImage, ImageTooLarge, check_bounds
 from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
 from worker import metrics
 from worker.db.engine import session_scope
@@ -107,6 +108,26 @@ def _small_header(path: Path) -> Dataset:
     return header
 
 
+def _refuse_bombs(received: ReceivedInstance) -> None:
+    """A data set whose pixels would decode beyond the reader's bounds (a JPEG 2000 codestream
+    of 16000² behind a header of 100²) is refused now, while the sender can be told; any other
+    image that cannot be read is accepted and fails with its reason when it is scored."""
+    try:
+        check_bounds(received.path)
+    except (ImageTooLarge, CorruptImage) as exc:
+        log.warning(
+            "refused a decompression bomb",
+            extra={"sop_instance_uid": received.sop_instance_uid, "reason": str(exc)},
+        )
+        if isinstance(exc, ImageTooLarge):
+            raise CannotUnderstand(
+                f"image too large: beyond {MAX_SIDE} pixels a side or {MAX_PIXELS // 10**6} MP"
+            ) from exc
+        raise CannotUnderstand("compressed frame disagrees with Rows/Columns") from exc
+    except Exception:  # anything else is for the reader to say, when the image is scored
+        return
+
+
 def _study_date(ds: Dataset) -> dt.date | None:
     try:
         return dt.datetime.strptime(str(ds.get("StudyDate", "") or ""), "%Y%m%d").date()
@@ -141,6 +162,7 @@ class Receiver:
             # sender can still be told, rather than failing later where nobody sees it
             if not UID(str(header.get(keyword, "") or "")).is_valid:
                 raise CannotUnderstand(f"{keyword} is missing or not a valid UID")
+        _refuse_bombs(received)
         key = Store.new_image_key(received.received_at)
         try:
             self.store.file_image(received.path, key)
