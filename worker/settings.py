@@ -41,7 +41,8 @@ class Settings(BaseSettings):
 
     # -- receiving ------------------------------------------------------------------------
     dicom_host: str = "0.0.0.0"
-    max_associations: int = Field(default=10, ge=1)
+    #: associations at once (each one a thread; a PACS often opens several)
+    max_associations: int = Field(default=40, ge=1)
     #: calling AE titles allowed to associate, comma-separated; ``*``: any. Empty: any when
     #: ``dicom_host`` is a loopback address; otherwise only from this machine (loopback peers),
     #: so a node listening on the network refuses unknown calling AEs unless told otherwise
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     #: are well under 100 MB; the cap bounds what any one reader of a whole data set may hold)
     max_dataset_mb: int = Field(default=256, ge=1)
     #: connections one host may hold at once; more are closed at accept
-    max_associations_per_host: int = Field(default=4, ge=1)
+    max_associations_per_host: int = Field(default=20, ge=1)
     #: words that mark a hand radiograph in Body Part Examined, Protocol Name, Series or Study
     #: Description, or View Position (case-insensitive, comma-separated)
     hand_keywords: str = "HAND,MANO,MAIN,HAND PA,HANDS"
