@@ -265,7 +265,8 @@ def _first_window(source: Dataset) -> SoftcopyVOILUTTransformation | None:
     return SoftcopyVOILUTTransformation(
         window_center=[centre],
         window_width=[width],
-        window_explanation=[explanations[0]] if explanations and explanations[0] else None,
+        # LO holds 64 characters
+        window_explanation=[explanations[0][:64]] if explanations and explanations[0] else None,
         voi_lut_function=VOILUTFunctionValues(function),
     )
 
@@ -325,7 +326,7 @@ def _modality_lut(source: Dataset, header: Dataset) -> DicomSequence | None:
         return None  # identity: no Modality LUT module
     header.RescaleSlope = DSfloat(float(slope or 1.0), auto_format=True)
     header.RescaleIntercept = DSfloat(float(intercept or 0.0), auto_format=True)
-    header.RescaleType = str(source.get("RescaleType") or "").strip() or "US"
+    header.RescaleType = str(source.get("RescaleType") or "").strip()[:64] or "US"
     return None
 
 

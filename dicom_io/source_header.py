@@ -25,7 +25,9 @@ import math
 import uuid
 from typing import Any
 
+from highdicom import SpecificCharacterSetValues
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DA, TM
 
 from dicom_io.results import SourceHeaderError
 
@@ -79,11 +81,20 @@ def _text(dataset: Dataset, keyword: str) -> str:
         return ""
 
 
+def _single(dataset: Dataset, keyword: str) -> str:
+    """The attribute's one value as text; "" when absent, empty, multi-valued or unreadable."""
+    try:
+        found = values(dataset.get(keyword))
+    except Exception:  # a mangled value is as good as none
+        return ""
+    return str(found[0]).strip() if len(found) == 1 else ""
+
+
 def _from_file_meta(source: Dataset, keyword: str, meta_keyword: str) -> str:
-    value = _text(source, keyword)
+    value = _single(source, keyword)
     meta = getattr(source, "file_meta", None)
     if not value and meta is not None:
-        value = _text(meta, meta_keyword)
+        value = _single(meta, meta_keyword)
     if not value:
         raise SourceHeaderError(
             f"the source has no {keyword} (and no {meta_keyword} in its file meta): "
@@ -126,14 +137,56 @@ def header_copy(source: Dataset) -> Dataset:
     header.SOPClassUID = sop_class_uid(source)
     header.SOPInstanceUID = sop_instance_uid(source)
     for keyword, what in (("StudyInstanceUID", "study"), ("SeriesInstanceUID", "series")):
-        if not _text(source, keyword):
+        if not _single(source, keyword):
             setattr(header, keyword, derived_uid(header.SOPInstanceUID, what))
-    if not _text(source, "Modality"):
+    if not _single(source, "Modality"):
         header.Modality = MODALITY_BY_SOP_CLASS.get(str(header.SOPClassUID), "OT")
+    _clean_identity(header)
     for keyword in TYPE_2_IDENTITY:
         if keyword not in header:
             setattr(header, keyword, "")
     return header
+
+
+_CHARACTER_SETS = frozenset(v.value for v in SpecificCharacterSetValues)
+
+
+def _clean_identity(header: Dataset) -> None:
+    """Values highdicom refuses to copy, made what the standard allows.
+
+    PACS pass on headers with a Patient's Sex of U, a date in another format or a character
+    set by another name. Such a Type 2 value becomes empty (unknown) rather than stopping the
+    results; several names (PN) keep the first; an unknown character set becomes UTF-8
+    (ISO_IR 192), which encodes whatever pydicom decoded.
+    """
+    charset = [str(v).strip() for v in values(header.get("SpecificCharacterSet"))]
+    if charset and not all(
+        c in _CHARACTER_SETS or (i == 0 and not c) for i, c in enumerate(charset)
+    ):
+        header.SpecificCharacterSet = "ISO_IR 192"
+    for keyword, kind in (("StudyDate", DA), ("PatientBirthDate", DA), ("StudyTime", TM)):
+        if keyword in header and not _parses(header.get(keyword), kind):
+            header[keyword].value = None
+    if "PatientSex" in header and _single(header, "PatientSex").upper() not in ("M", "F", "O"):
+        header.PatientSex = None
+    for keyword in ("PatientName", "ReferringPhysicianName"):
+        names = values(header.get(keyword))
+        if len(names) > 1:
+            header[keyword].value = names[0]
+
+
+def _parses(value: Any, kind: type[DA] | type[TM]) -> bool:
+    """Whether ``value`` is empty or one valid DA / TM value."""
+    found = values(value)
+    if not found:
+        return True
+    if len(found) != 1:
+        return False
+    try:
+        kind(str(found[0]).strip())
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def values(value: Any) -> list[Any]:

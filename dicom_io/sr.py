@@ -446,7 +446,14 @@ def _measurement_report(
             model_name=model.name,
         ),
     )
-    laterality = source.get("ImageLaterality") or source.get("Laterality")
+    laterality = next(
+        (
+            str(found[0])
+            for keyword in ("ImageLaterality", "Laterality")
+            if len(found := values(source.get(keyword))) == 1 and str(found[0]).strip()
+        ),
+        None,
+    )
     placeholder = not groups
     if placeholder:
         # highdicom wants one group at least; TID 1500 does not (Imaging Measurements is one

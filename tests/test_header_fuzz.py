@@ -311,7 +311,9 @@ def _is_one_line(exc: BaseException) -> bool:
 
 def _dciodvfy_errors(path: Path) -> list[str]:
     exe = shutil.which("dciodvfy") or "/usr/bin/dciodvfy"
-    proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, str(path)], capture_output=True, text=True, errors="replace", timeout=120
+    )
     return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]
 
 
@@ -676,3 +678,35 @@ def test_real_cr_files_get_valid_results(
         assert "Horizontal Pixel Spacing" not in _descriptors(made["sr"])
     else:
         assert made["gsps"].Laterality == ds.Laterality
+
+
+#: Values PACS pass on that the standard (or highdicom) does not allow, one at a time.
+HOSTILE_VALUES: dict[str, Any] = {
+    "PatientSex": "U",
+    "PatientBirthDate": "05.01.1970",
+    "StudyDate": "2026-13-45",
+    "StudyTime": "9h30",
+    "SpecificCharacterSet": "ISO-8859-1",
+    "PatientName": ["Doe^John", "Roe^Richard"],
+    "ImageLaterality": ["L", "R"],
+    "StudyInstanceUID": ["1.2.3", "1.2.4"],
+    "SeriesInstanceUID": ["1.2.3", "1.2.4"],
+    "RescaleType": "HU " * 30,
+    "WindowCenterWidthExplanation": "a window explained at some length " * 3,
+}
+
+
+def test_values_no_iod_allows_still_get_valid_results(
+    sources: dict[str, Source], scorer: Scorer, tmp_path: Path
+) -> None:
+    """An invalid Type 2 value becomes empty (unknown), an unknown character set UTF-8, a
+    multi-valued UID is treated as absent (derived), an overlong LO is cut to 64 characters."""
+    base = _parse(sources["cr"].data)
+    outcomes = {}
+    for keyword, value in HOSTILE_VALUES.items():
+        variant = copy.deepcopy(base)
+        tag = pydicom.datadict.tag_for_keyword(keyword)
+        assert tag is not None
+        variant.add(pydicom.DataElement(tag, pydicom.datadict.dictionary_VR(tag), value))
+        outcomes[keyword] = run_variant(scorer, sources["cr"], variant, {keyword}, tmp_path)
+    _check(outcomes, may_refuse=frozenset())
