@@ -27,6 +27,7 @@ from typing import Any
 
 from highdicom import SpecificCharacterSetValues
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, TM
 
 from dicom_io.results import SourceHeaderError
@@ -193,9 +194,9 @@ def values(value: Any) -> list[Any]:
     """The values of a possibly multi-valued element ([] when absent or empty)."""
     if value is None or value == "":
         return []
-    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
-        return [value]
-    return list(value)
+    if isinstance(value, MultiValue | list | tuple):
+        return list(value)
+    return [value]  # one value: str, number, PersonName (which iterates by character)
 
 
 def spacing_pair(value: Any) -> tuple[float, float] | None:

@@ -525,7 +525,9 @@ def test_no_patient_birth_date(
     paths = _results(ds, scorer, tmp_path)
     for path in paths.values():
         assert_dciodvfy_clean(path)
-        assert pydicom.dcmread(path).PatientBirthDate == ""
+        made = pydicom.dcmread(path)
+        assert made.PatientBirthDate == ""
+        assert (made.PatientName, made.PatientID) == (ds.PatientName, ds.PatientID)
 
 
 def test_results_never_change_the_source(sources: dict[str, Source], scorer: Scorer) -> None:
