@@ -168,8 +168,9 @@ def _clean_identity(header: Dataset) -> None:
     for keyword, kind in (("StudyDate", DA), ("PatientBirthDate", DA), ("StudyTime", TM)):
         if keyword in header and not _parses(header.get(keyword), kind):
             header[keyword].value = None
-    if "PatientSex" in header and _single(header, "PatientSex").upper() not in ("M", "F", "O"):
-        header.PatientSex = None
+    if "PatientSex" in header:
+        sex = _single(header, "PatientSex").upper()
+        header.PatientSex = sex if sex in ("M", "F", "O") else None
     for keyword in ("PatientName", "ReferringPhysicianName"):
         names = values(header.get(keyword))
         if len(names) > 1:
