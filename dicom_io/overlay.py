@@ -37,6 +37,7 @@ from dicom_io.results import (
     building,
 )
 from dicom_io.source_header import (
+    body_part,
     header_copy,
     series_laterality_applies,
     spacing_pair,
@@ -720,8 +721,8 @@ def _build_overlay_sc(
     else:
         sc.PatientOrientation = []  # Type 2: present, empty (unknown)
     _set_laterality(sc, source)
-    if "BodyPartExamined" in source:
-        sc.BodyPartExamined = source.BodyPartExamined
+    if body_part(source) is not None:  # Type 3: a mangled one is left out
+        sc.BodyPartExamined = body_part(source)
     scanned = spacing_pair(source.get("NominalScannedPixelSpacing"))
     if scanned is not None:  # a digitised film: the overlay has its grid
         sc.NominalScannedPixelSpacing = list(scanned)

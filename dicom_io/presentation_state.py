@@ -51,7 +51,7 @@ from dicom_io.overlay import (
 )
 from dicom_io.reading import read_radiograph
 from dicom_io.results import JointResult, ResultMismatch, ScoringResult, building
-from dicom_io.source_header import header_copy, series_laterality_applies
+from dicom_io.source_header import body_part, header_copy, series_laterality_applies
 
 __all__ = [
     "CONTENT_LABEL",
@@ -448,8 +448,8 @@ def _build_gsps(
         pr.ModalityLUTSequence = modality_lut_sequence
     pr.DeviceUID = result.model.device_uid
     _set_laterality(pr, source)
-    if "BodyPartExamined" in source:
-        pr.BodyPartExamined = source.BodyPartExamined
+    if body_part(source) is not None:  # Type 3: a mangled one is left out
+        pr.BodyPartExamined = body_part(source)
     pr.GraphicLayerSequence[0].GraphicLayerRecommendedDisplayGrayscaleValue = 0xFFFF
     if len(pr.GraphicLayerSequence) > 1:  # the not-assessable layer: mid grey on a grey display
         pr.GraphicLayerSequence[1].GraphicLayerRecommendedDisplayGrayscaleValue = 0xA000

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import uuid
 from typing import Any
 
@@ -72,7 +73,17 @@ UNPAIRED_BODY_PARTS = frozenset({
 def series_laterality_applies(source: Dataset) -> bool:
     """Whether a series made from ``source`` carries Laterality (Type 2C: required for a
     paired body part, and where the part is unknown; absent for an unpaired one)."""
-    return _text(source, "BodyPartExamined").upper() not in UNPAIRED_BODY_PARTS
+    return (body_part(source) or "") not in UNPAIRED_BODY_PARTS
+
+
+_CODE_STRING = re.compile(r"^[A-Z0-9_ ]{1,16}$")
+
+
+def body_part(source: Dataset) -> str | None:
+    """The source's Body Part Examined, if it is one valid code string (CS: 16 characters of
+    upper case, digits, space and underscore), for the results' series to repeat."""
+    value = _single(source, "BodyPartExamined").upper()
+    return value if _CODE_STRING.match(value) else None
 
 
 def _text(dataset: Dataset, keyword: str) -> str:

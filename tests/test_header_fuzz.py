@@ -691,6 +691,7 @@ HOSTILE_VALUES: dict[str, Any] = {
     "StudyInstanceUID": ["1.2.3", "1.2.4"],
     "SeriesInstanceUID": ["1.2.3", "1.2.4"],
     "RescaleType": "HU " * 30,
+    "BodyPartExamined": ["HAND", "WRIST"],
     "WindowCenterWidthExplanation": "a window explained at some length " * 3,
 }
 
@@ -699,7 +700,8 @@ def test_values_no_iod_allows_still_get_valid_results(
     sources: dict[str, Source], scorer: Scorer, tmp_path: Path
 ) -> None:
     """An invalid Type 2 value becomes empty (unknown), an unknown character set UTF-8, a
-    multi-valued UID is treated as absent (derived), an overlong LO is cut to 64 characters."""
+    multi-valued UID is treated as absent (derived), an overlong LO is cut to 64 characters, a
+    mangled Body Part Examined (Type 3 in the results) is left out."""
     base = _parse(sources["cr"].data)
     outcomes = {}
     for keyword, value in HOSTILE_VALUES.items():
