@@ -616,10 +616,19 @@ def test_a_scanned_film_is_routed_read_scored_and_gets_valid_results(
         ({}, True),
         ({"ConversionType": "DI"}, True),
         ({"BodyPartExamined": "", "SeriesDescription": "L+R HANDS PA"}, True),
-        (  # a scanned film that says nothing of a hand
+        (  # a scanned film that says nothing of what it shows: the detector decides
             dict.fromkeys(
                 ("BodyPartExamined", "ProtocolName", "SeriesDescription", "StudyDescription"), ""
             ),
+            True,
+        ),
+        (  # a scanned film of something else
+            {
+                "BodyPartExamined": "CHEST",
+                "SeriesDescription": "PA",
+                "ProtocolName": "",
+                "StudyDescription": "THORAX",
+            },
             False,
         ),
         ({"ConversionType": "WSD"}, False),  # a workstation's picture, e.g. rascore's overlay

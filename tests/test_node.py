@@ -15,7 +15,7 @@ from typing import Any
 
 import pydicom
 import pytest
-from pydicom.uid import SecondaryCaptureImageStorage
+from pydicom.uid import JPEG2000Lossless, SecondaryCaptureImageStorage
 from servers import (
     NodeProcess,
     Orthanc,
@@ -407,10 +407,27 @@ def test_bad_input_gets_the_right_status_and_the_node_goes_on(
         sc.SOPInstanceUID = pydicom.uid.generate_uid()
         sc.file_meta.MediaStorageSOPInstanceUID = sc.SOPInstanceUID
         assert _send(node.port, sc) == 0x0000
+        # a JPEG 2000 codestream of 16000² behind a header of 100²: refused on arrival
+        from test_decode_bombs import j2k_codestream, radiograph, with_frame
+
+        bomb = with_frame(radiograph(), JPEG2000Lossless, j2k_codestream(16000, 16000))
+        assert _send(node.port, bomb) == 0xC000
+        # a header stripped to the UIDs and the pixel module (a de-identification tool's, a
+        # digitiser's): nothing says what it shows, so it is scored and all three come back
+        stripped = pydicom.dcmread(phantoms[0])  # (refused above, with the stranger)
+        keep = {"SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+                "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelData",
+                "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"}  # fmt: skip
+        for element in list(stripped):
+            if element.keyword not in keep:
+                del stripped[element.tag]
+        stripped_path = tmp_path / "stripped.dcm"
+        stripped.save_as(stripped_path, enforce_file_format=True)
+        assert _send(node.port, stripped) == 0x0000
 
         # and the next good image is scored as ever
         assert _send(node.port, good) == 0x0000
-        _wait_delivered(orthanc, [phantoms[1], phantoms[4]])
+        _wait_delivered(orthanc, [phantoms[1], phantoms[4], stripped_path])
         url = node.database_url
 
         def settled() -> bool:
@@ -428,6 +445,8 @@ def test_bad_input_gets_the_right_status_and_the_node_goes_on(
             assert "pixel" in by_uid[str(empty.SOPInstanceUID)].reason.lower()
             assert by_uid[str(sc.SOPInstanceUID)].status == InstanceStatus.SKIPPED
             assert by_uid[str(good.SOPInstanceUID)].status == InstanceStatus.SCORED
+            assert by_uid[str(stripped.SOPInstanceUID)].status == InstanceStatus.SCORED
+            assert str(bomb.SOPInstanceUID) not in by_uid
             assert "../" not in "".join(i.store_key for i in by_uid.values())
             assert str(mr.SOPInstanceUID) not in by_uid
         assert node.process is not None and node.process.poll() is None

@@ -314,7 +314,9 @@ def test_receiver_without_a_database_refuses_with_out_of_resources(
         ({"SeriesDescription": "R HAND 2 VIEWS"}, True),
         ({"BodyPartExamined": "CHEST", "StudyDescription": "Handgelenk?"}, False),
         ({"BodyPartExamined": "SHANDY"}, False),  # a word, not a substring
-        ({}, False),
+        ({"ViewPosition": "PA"}, False),  # it says something, and no hand
+        ({}, True),  # a stripped header says nothing: the detector decides
+        ({"BodyPartExamined": "", "SeriesDescription": "  "}, True),
     ],
 )
 def test_routing_by_header_words(fields: dict[str, str], score: bool) -> None:

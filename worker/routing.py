@@ -4,14 +4,17 @@ Scored: CR and DX images, and scanned films, whose Body Part Examined, Protocol 
 or Study Description or View Position names a hand (a word of the configured keywords, not a
 substring: "SHANDY" is not a hand).
 
+An image whose describing fields are all absent or empty (a header stripped by a
+de-identification tool or a digitiser that writes none) says nothing of what it shows: it is
+scored, and the detector decides. It finds no hand in a chest or a knee (its hand test wants a
+hand's shape with confident joints), and an image without a hand gets no results. An image
+whose fields name something else (CHEST, KNEE) is never scored.
+
 A scanned film arrives as a Secondary Capture. It is scored when its Conversion Type says it
-was digitised from a film (DF) or taken from a device's digital interface (DI), and a
-describing field names a hand, as for CR and DX. A Secondary Capture made on a workstation
-(WSD, which includes rascore's own overlays), synthesised (SYN), drawn or captured from video,
-or without a Conversion Type is not a radiograph; neither is a film whose header says nothing
-of what it shows: the scorer would look for a hand in a chest film, and the keyword rule stays
-the same for every kind of image. A site whose digitiser writes no describing field can have
-it fill Body Part Examined (HAND).
+was digitised from a film (DF) or taken from a device's digital interface (DI), by the same
+rule as CR and DX. A Secondary Capture made on a workstation (WSD, which includes rascore's own
+overlays), synthesised (SYN), drawn or captured from video, or without a Conversion Type is not
+a radiograph.
 
 Everything else the node is sent (a chest radiograph, a foot, a CT) is accepted, filed and
 recorded as skipped with the reason, so the sender never sees a failure for an image it was
@@ -93,8 +96,12 @@ def route(dataset: Dataset, keywords: Sequence[str]) -> Route:
                 "DX image, nor a scanned film (DF) or a digital interface's image (DI)",
             )
     patterns = [re.compile(rf"(?<![A-Z]){re.escape(k.upper())}(?![A-Z])") for k in keywords]
+    described = False
     for field in DESCRIBING_FIELDS:
         value = _text(dataset, field)
+        described = described or bool(value)
         if value and any(p.search(value) for p in patterns):
             return Route(True, f"{field} says hand")
+    if not described:
+        return Route(True, "the header does not say what was imaged; the detector decides")
     return Route(False, "no hand in Body Part Examined, Protocol Name, descriptions or view")
