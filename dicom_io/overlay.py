@@ -648,6 +648,7 @@ def _set_laterality(sc: Dataset, source: Dataset) -> None:
         sc.Laterality = ""
 
 
+@building("overlay SC")
 def build_overlay_sc(
     source: Dataset,
     result: ScoringResult,
@@ -665,26 +666,6 @@ def build_overlay_sc(
     :class:`dicom_io.reading.UnreadableImage` when the source's pixels cannot be decoded, and
     :class:`~dicom_io.results.ResultBuildError` when the SC cannot be built for another reason.
     """
-    with building("overlay SC"):
-        return _build_overlay_sc(
-            source,
-            result,
-            series_instance_uid=series_instance_uid,
-            sop_instance_uid=sop_instance_uid,
-            series_number=series_number,
-            instance_number=instance_number,
-        )
-
-
-def _build_overlay_sc(
-    source: Dataset,
-    result: ScoringResult,
-    *,
-    series_instance_uid: str | None,
-    sop_instance_uid: str | None,
-    series_number: int,
-    instance_number: int,
-) -> SCImage:
     header = header_copy(source)  # the patient, study and identity as each IOD asks
     if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
         raise ResultMismatch(

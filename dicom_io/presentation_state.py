@@ -345,6 +345,7 @@ def _set_laterality(pr: Dataset, source: Dataset) -> None:
     pr.Laterality = image if image in ("L", "R") else series if series in ("L", "R") else ""
 
 
+@building("GSPS")
 def build_gsps(
     source: Dataset,
     result: ScoringResult,
@@ -363,26 +364,6 @@ def build_gsps(
     :class:`~dicom_io.results.ResultBuildError` if the GSPS cannot be built for another
     reason.
     """
-    with building("GSPS"):
-        return _build_gsps(
-            source,
-            result,
-            series_instance_uid=series_instance_uid,
-            sop_instance_uid=sop_instance_uid,
-            series_number=series_number,
-            instance_number=instance_number,
-        )
-
-
-def _build_gsps(
-    source: Dataset,
-    result: ScoringResult,
-    *,
-    series_instance_uid: str | None,
-    sop_instance_uid: str | None,
-    series_number: int,
-    instance_number: int,
-) -> GrayscaleSoftcopyPresentationState:
     header = header_copy(source)  # the patient, study and identity as each IOD asks
     if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
         raise ResultMismatch(

@@ -124,6 +124,7 @@ def _software_version() -> str:
 # --------------------------------------------------------------------------------------------
 
 
+@building("SR")
 def build_sr(
     source: Dataset,
     result: ScoringResult,
@@ -143,26 +144,6 @@ def build_sr(
     :class:`~dicom_io.results.ResultBuildError` when the report cannot be built for another
     reason, with one line that says why.
     """
-    with building("SR"):
-        return _build_sr(
-            source,
-            result,
-            series_instance_uid=series_instance_uid,
-            sop_instance_uid=sop_instance_uid,
-            series_number=series_number,
-            instance_number=instance_number,
-        )
-
-
-def _build_sr(
-    source: Dataset,
-    result: ScoringResult,
-    *,
-    series_instance_uid: str | None,
-    sop_instance_uid: str | None,
-    series_number: int,
-    instance_number: int,
-) -> Comprehensive3DSR:
     header, unknown = _header_for_highdicom(source)
     _validate(header, result)
     sop_uid = str(sop_instance_uid) if sop_instance_uid else str(hd.UID())
