@@ -106,7 +106,10 @@ class Sender:
             cut = self.counter[0] % self.cut_every == 0
         if cut:
             threading.Timer(0.05, self._cut).start()
-        status = self.assoc.send_c_store(ds)
+        try:
+            status = self.assoc.send_c_store(ds)
+        except (RuntimeError, OSError):  # the association died under us (a cut, an abort)
+            status = pydicom.Dataset()
         code = int(status.Status) if "Status" in status else None
         with self.tally.lock:
             if code is None:
@@ -200,6 +203,8 @@ def _check(home: Path, pacs: LocalPacs, tally: Tally, studies: dict[str, str]) -
         n_store_files = session.scalar(select(func.count(Instance.id)))
     acknowledged = set(tally.acknowledged)
     problems: list[str] = []
+    if len(acknowledged) != len(studies):
+        problems.append(f"{len(studies) - len(acknowledged)} images never acknowledged")
     missing = acknowledged - set(instances)
     if missing:
         problems.append(f"{len(missing)} acknowledged images not on record")

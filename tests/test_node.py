@@ -121,6 +121,9 @@ def _wait_delivered(orthanc: Orthanc, files: list[Path], timeout: float = 120) -
 
 def _assert_once(url: str, n_instances: int) -> None:
     """Exactly one score, one set of results and one 'scored' event per instance."""
+    # the PACS may hold an object a moment before its sender has recorded the answer
+    unsent = select(func.count(Delivery.id)).where(Delivery.status != DeliveryStatus.SENT)
+    wait_for(lambda: _count(url, unsent) == 0, 30, "every delivery recorded as sent", every=0.5)
     with session_scope(url) as session:
         assert session.scalar(select(func.count(Instance.id))) == n_instances
         assert session.scalar(select(func.count(ImageScore.id))) == n_instances
