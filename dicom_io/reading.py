@@ -89,6 +89,7 @@ __all__ = [
     "CorruptImage",
     "GreyscaleImage",
     "ImageTooLarge",
+    "ImplausibleSpacing",
     "MissingDecoder",
     "MultiFrameImage",
     "NoPixelData",
@@ -245,6 +246,13 @@ class ImageTooLarge(UnreadableImage):
     reason = "too-large"
 
 
+class ImplausibleSpacing(ImageTooLarge):
+    """A pixel spacing over the :data:`PLAUSIBLE_SPACING_MM` bound: 4 mm on a 4,000² image is
+    an image 16 metres wide, and anything that works in millimetres (a detector's working
+    image) would be eight times the stored one a side. Raised by :func:`check_bounds` only;
+    :func:`read_radiograph` passes such a spacing over as if absent."""
+
+
 class UnsupportedPixelFormat(UnreadableImage):
     """Bits Allocated other than 8, 16 or 32, float pixel data, or a missing pixel attribute."""
 
@@ -372,9 +380,10 @@ def read_dicom(path: Path | str) -> Dataset:
 
 
 def check_bounds(path: Path | str) -> None:
-    """Refuse a decompression bomb on arrival, without decoding and without reading the pixel
-    data into memory: Rows × Columns within :data:`MAX_PIXELS` and :data:`MAX_SIDE`, and for
-    JPEG 2000, JPEG and JPEG-LS the first frame's own header agreeing with them. Raises
+    """Refuse a decompression or spacing bomb on arrival, without decoding and without reading
+    the pixel data into memory: Rows × Columns within :data:`MAX_PIXELS` and :data:`MAX_SIDE`,
+    no pixel spacing over the plausible maximum (:class:`ImplausibleSpacing`), and for JPEG
+    2000, JPEG and JPEG-LS the first frame's own header agreeing with the pixel module. Raises
     :class:`ImageTooLarge` or :class:`CorruptImage`; anything else wrong with the image is
     left to :func:`read_radiograph`, which says it when the image is scored."""
     with Path(path).open("rb") as fp:
@@ -390,6 +399,7 @@ def check_bounds(path: Path | str) -> None:
                 f"image too large: {rows} × {columns} ({rows * columns / 1e6:.0f} megapixels), "
                 f"{_BOUND}"
             )
+        _check_spacing_bound(ds, rows, columns)
         ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "") or ""))
         if ts not in _J2K and ts not in _JPEG_FAMILY and ts not in _JPEG_LS:
             return
@@ -402,6 +412,22 @@ def check_bounds(path: Path | str) -> None:
         return  # a frame the decoder will refuse as corrupt, costing nothing
     for header in headers:
         _compare(header, ts, (rows, columns, samples, bits))
+
+
+def _check_spacing_bound(ds: Dataset, rows: int, columns: int) -> None:
+    """Refuse a spacing bomb: any pixel spacing over the plausible maximum."""
+    top = PLAUSIBLE_SPACING_MM[1]
+    for keyword, name in _SPACING_NAMES.items():
+        try:
+            row, col = (float(v) for v in ds.get(keyword) or ())
+        except (TypeError, ValueError):
+            continue
+        if max(row, col) > top and np.isfinite(row) and np.isfinite(col):
+            raise ImplausibleSpacing(
+                f"image too large: {name} {row:g}\\{col:g} mm makes it "
+                f"{rows * row / 1000:.1f} × {columns * col / 1000:.1f} m; a hand radiograph's "
+                f"pixels are at most {top:g} mm"
+            )
 
 
 #: header values longer than this are not read by :func:`check_bounds`

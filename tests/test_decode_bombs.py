@@ -545,6 +545,36 @@ def test_a_jpeg_with_large_app_segments_still_reads(tmp_path: Path) -> None:
 # -- on arrival: the node refuses a bomb while the sender can still be told ---------------------
 
 
+def _receiver(tmp_path: Path) -> Any:
+    from worker.db import migrate
+    from worker.model_ref import ModelRef
+    from worker.receiving import Receiver
+    from worker.store import Store
+
+    url = f"sqlite:///{tmp_path / 'rascore.db'}"
+    migrate.upgrade(url)
+    return Receiver(
+        url, Store(tmp_path / "store"), ModelRef(tmp_path, "m", "1"), ["HAND"], lambda _: True
+    )
+
+
+def _received(tmp_path: Path, ds: Dataset) -> Any:
+    """What the SCP hands the receiver: the data set as a durable file."""
+    import datetime as dt
+    import hashlib
+
+    from dicom_io.scp import ReceivedInstance
+
+    path = tmp_path / f"{ds.SOPInstanceUID}-{time.monotonic_ns()}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    body = path.read_bytes()
+    return ReceivedInstance(
+        path, str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID),
+        "PACS", "127.0.0.1", 1234, "RASCORE", dt.datetime.now(dt.UTC), len(body),
+        hashlib.sha256(body).hexdigest(),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("transfer_syntax", "frame", "comment"),
     [
@@ -557,36 +587,35 @@ def test_a_jpeg_with_large_app_segments_still_reads(tmp_path: Path) -> None:
 def test_the_receiver_refuses_a_bomb_with_0xc000(
     tmp_path: Path, transfer_syntax: str, frame: bytes, comment: str
 ) -> None:
-    import datetime as dt
-    import hashlib
+    from dicom_io.scp import CannotUnderstand
 
-    from dicom_io.scp import CannotUnderstand, ReceivedInstance
-    from worker.db import migrate
-    from worker.model_ref import ModelRef
-    from worker.receiving import Receiver
-    from worker.store import Store
-
-    url = f"sqlite:///{tmp_path / 'rascore.db'}"
-    migrate.upgrade(url)
-    receiver = Receiver(
-        url, Store(tmp_path / "store"), ModelRef(tmp_path, "m", "1"), ["HAND"], lambda _: True
-    )
-
-    def received(ds: Dataset) -> ReceivedInstance:
-        path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        body = path.read_bytes()
-        return ReceivedInstance(
-            path, str(ds.SOPClassUID), str(ds.SOPInstanceUID), transfer_syntax, "PACS",
-            "127.0.0.1", 1234, "RASCORE", dt.datetime.now(dt.UTC), len(body),
-            hashlib.sha256(body).hexdigest(),
-        )  # fmt: skip
-
+    receiver = _receiver(tmp_path)
     bomb = with_frame(radiograph(), transfer_syntax, frame)
     with pytest.raises(CannotUnderstand, match=comment) as refused:
-        receiver(received(bomb))
+        receiver(_received(tmp_path, bomb))
     assert refused.value.status == 0xC000 and len(str(refused.value)) <= 64
     assert not list((tmp_path / "store").rglob("*.dcm")), "nothing filed"
     # a true frame of the size the header says is accepted as before
     honest = with_frame(radiograph(), transfer_syntax, j2k_codestream(100, 100))
-    assert receiver(received(honest)) == 0x0000
+    assert receiver(_received(tmp_path, honest)) == 0x0000
+
+
+def test_the_receiver_refuses_a_spacing_bomb_with_0xc000(tmp_path: Path) -> None:
+    """4 mm a pixel on 4,000²: an image 16 m wide, refused on arrival; a spacing too small to
+    be true makes nothing larger and is left to the reader, which passes it over."""
+    from dicom_io.scp import CannotUnderstand
+
+    receiver = _receiver(tmp_path)
+    with pytest.raises(CannotUnderstand, match="implausible pixel spacing") as refused:
+        receiver(_received(tmp_path, radiograph(4000, 4000, spacing=4.0)))
+    assert refused.value.status == 0xC000
+    with pytest.raises(reading.ImplausibleSpacing, match=r"16\.0 × 16\.0 m"):
+        reading.check_bounds(_saved(tmp_path))
+    assert receiver(_received(tmp_path, radiograph(200, 200, spacing=0.001))) == 0x0000
+    assert receiver(_received(tmp_path, radiograph(200, 200, spacing=2.0))) == 0x0000
+
+
+def _saved(tmp_path: Path) -> Path:
+    path = tmp_path / "spacing-bomb.dcm"
+    radiograph(4000, 4000, spacing=4.0).save_as(path, enforce_file_format=True)
+    return path

@@ -34,7 +34,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dicom_io.reading import MAX_PIXELS, MAX_SIDE, CorruptImage, ImageTooLarge, check_bounds
+from dicom_io.reading import (
+    MAX_PIXELS,
+    MAX_SIDE,
+    CorruptImage,
+    ImageTooLarge,
+    ImplausibleSpacing,
+    check_bounds,
+)
 from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
 from worker import metrics
 from worker.db.engine import session_scope
@@ -110,8 +117,9 @@ def _small_header(path: Path) -> Dataset:
 
 def _refuse_bombs(received: ReceivedInstance) -> None:
     """A data set whose pixels would decode beyond the reader's bounds (a JPEG 2000 codestream
-    of 16000² behind a header of 100²) is refused now, while the sender can be told; any other
-    image that cannot be read is accepted and fails with its reason when it is scored."""
+    of 16000² behind a header of 100²) or whose pixel spacing makes it metres wide is refused
+    now, while the sender can be told; any other image that cannot be read is accepted and
+    fails with its reason when it is scored."""
     try:
         check_bounds(received.path)
     except (ImageTooLarge, CorruptImage) as exc:
@@ -119,6 +127,8 @@ def _refuse_bombs(received: ReceivedInstance) -> None:
             "refused a decompression bomb",
             extra={"sop_instance_uid": received.sop_instance_uid, "reason": str(exc)},
         )
+        if isinstance(exc, ImplausibleSpacing):
+            raise CannotUnderstand("implausible pixel spacing: over 2 mm a pixel") from exc
         if isinstance(exc, ImageTooLarge):
             raise CannotUnderstand(
                 f"image too large: beyond {MAX_SIDE} pixels a side or {MAX_PIXELS // 10**6} MP"
