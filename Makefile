@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := dicom3tools dcmtk openssl redis-server postgresql orthanc chromium
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test venv system-packages traincascade lint typecheck pytest gallery bench constraints clean
+.PHONY: demo test venv system-packages traincascade lint typecheck architecture pytest gallery bench constraints clean
 
 venv: $(BIN)/.installed
 
@@ -45,10 +45,14 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# The import contracts in pyproject.toml ([tool.importlinter]; ARCHITECTURE.md explains them).
+architecture: venv
+	$(BIN)/lint-imports --no-cache
+
 pytest: venv system-packages traincascade
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 
-test: lint typecheck pytest
+test: lint typecheck architecture pytest
 
 gallery: venv
 	$(BIN)/rascore phantom --out build/gallery --count 12 --seed 2026 --jobs 2 --gallery docs/phantom-gallery.png
