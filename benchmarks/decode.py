@@ -3,7 +3,7 @@
     python benchmarks/decode.py [--runs N] [--seed S]
 
 The image is a phantom radiograph (scoring.phantom) cropped and resized to 2,500 rows ×
-2,000 columns, scaled to 16 bits stored and written by dicom_io.writing as a DX (with its
+2,000 columns, scaled to 16 bits stored and written by dicom_io.radiograph as a DX (with its
 window) in each transfer syntax; each case times ``read_radiograph(path)`` from a warm page
 cache: parsing the file, decoding, the modality LUT, the VOI and the inversion. "histogram"
 cases strip the window so that the reader has to find one in the anatomy.
@@ -48,8 +48,8 @@ from pydicom.uid import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dicom_io.radiograph import RadiographSpec, StudyIdentity, build_radiograph, write_radiograph
 from dicom_io.reading import UnreadableImage, read_radiograph
-from dicom_io.writing import RadiographSpec, StudyIdentity, build_radiograph, write_radiograph
 from scoring.phantom import generate_image
 
 ROWS, COLUMNS = 2500, 2000

@@ -39,9 +39,9 @@ from pydicom.uid import (
 )
 
 from dicom_io import reading
-from dicom_io.reading import CorruptImage, ImageTooLarge, UnreadableImage, read_radiograph
-from dicom_io.writing import RadiographSpec, StudyIdentity, build_radiograph
-from scoring import detection
+from dicom_io.radiograph import RadiographSpec, StudyIdentity, build_radiograph
+from dicom_io.reading import CorruptImage, ImageTooLarge, UnreadableImage, decode, read_radiograph
+from scoring.detection import cascade
 
 ROOT = "1.2.826.0.1.3680043.10.543.11"  # test UIDs only
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ MAX_GROWTH_MB = 200
 
 
 def radiograph(rows: int = 100, columns: int = 100, spacing: float = 0.15) -> Dataset:
-    """A CR with a bright disc on a ramp, built by dicom_io.writing (a real header)."""
+    """A CR with a bright disc on a ramp, built by dicom_io.radiograph (a real header)."""
     yy, xx = np.mgrid[:rows, :columns]
     level = np.where((yy - rows / 2) ** 2 + (xx - columns / 2) ** 2 < (rows / 4) ** 2, 0.8, 0.2)
     pixels = np.rint((level + 0.1 * xx / columns) * 4095).astype(np.uint16)
@@ -159,8 +159,8 @@ def never_decode(monkeypatch: pytest.MonkeyPatch) -> None:
     def never(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a decoder ran on a frame that should have been refused")
 
-    monkeypatch.setattr(reading, "pixel_array", never)
-    monkeypatch.setattr(reading, "_decode_with_dcmtk", never)
+    monkeypatch.setattr(decode, "pixel_array", never)
+    monkeypatch.setattr(decode, "_decode_with_dcmtk", never)
 
 
 def one_line(exc: pytest.ExceptionInfo[UnreadableImage]) -> str:
@@ -404,15 +404,15 @@ def test_implausible_pixel_spacing_is_ignored_with_the_reason() -> None:
 
 def test_the_working_image_is_bounded_whatever_the_spacing() -> None:
     grey = np.zeros((600, 500), np.float32)
-    small, factor = detection.working_image(
+    small, factor = cascade.working_image(
         grey, 0.05
     )  # 0.05 mm to 0.5 mm: 6,000 px without the bound
-    assert max(small.shape) <= detection.MAX_WORKING_SIDE
+    assert max(small.shape) <= cascade.MAX_WORKING_SIDE
     assert small.shape[0] == pytest.approx(600 / factor, abs=1)
-    normal, normal_factor = detection.working_image(grey, 0.15)  # the usual case is untouched
+    normal, normal_factor = cascade.working_image(grey, 0.15)  # the usual case is untouched
     assert normal_factor == pytest.approx(0.5 / 0.15) and normal.shape == (180, 150)
     with pytest.raises(ValueError, match="spacing"):
-        detection.working_image(grey, 0.0)
+        cascade.working_image(grey, 0.0)
 
 
 SPACING_CHILD = MEMORY + textwrap.dedent(
@@ -421,7 +421,7 @@ SPACING_CHILD = MEMORY + textwrap.dedent(
     import cv2
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the test machine is shared
     from dicom_io.reading import read_radiograph
-    from scoring.detection import CascadeDetector
+    from scoring.detection.cascade import CascadeDetector
     from scoring.pipeline import Scorer
     scorer = Scorer.load()
     # the paper's detector path, with a cascade OpenCV ships: the working image is what counts
@@ -493,7 +493,7 @@ def jpeg_extended() -> Path:
 def test_dcmtk_decoder_runs_under_a_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     path = jpeg_extended()
     assert read_radiograph(path).decoder == "dcmtk dcmdjpeg"
-    monkeypatch.setattr(reading, "DCMTK_MEMORY_MB", 16)  # too little even to start
+    monkeypatch.setattr(decode, "DCMTK_MEMORY_MB", 16)  # too little even to start
     with pytest.raises(CorruptImage) as exc:
         read_radiograph(path)
     message = one_line(exc)
@@ -502,7 +502,7 @@ def test_dcmtk_decoder_runs_under_a_memory_limit(monkeypatch: pytest.MonkeyPatch
 
 def test_dcmtk_decoder_runs_under_a_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     path = jpeg_extended()
-    monkeypatch.setattr(reading, "DCMTK_TIMEOUT_S", 0.001)
+    monkeypatch.setattr(decode, "DCMTK_TIMEOUT_S", 0.001)
     with pytest.raises(CorruptImage) as exc:
         read_radiograph(path)
     message = one_line(exc)
@@ -525,7 +525,7 @@ def test_a_decoder_out_of_memory_says_too_large(monkeypatch: pytest.MonkeyPatch)
     def exhausted(*args: Any, **kwargs: Any) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(reading, "pixel_array", exhausted)
+    monkeypatch.setattr(decode, "pixel_array", exhausted)
     ds = with_frame(radiograph(), JPEG2000Lossless, j2k_codestream(100, 100))
     with pytest.raises(ImageTooLarge, match="too large") as exc:
         read_radiograph(ds)
@@ -548,8 +548,8 @@ def test_a_jpeg_with_large_app_segments_still_reads(tmp_path: Path) -> None:
 def _receiver(tmp_path: Path) -> Any:
     from worker.db import migrate
     from worker.model_ref import ModelRef
-    from worker.receiving import Receiver
-    from worker.store import Store
+    from worker.node.receiving import Receiver
+    from worker.node.store import Store
 
     url = f"sqlite:///{tmp_path / 'rascore.db'}"
     migrate.upgrade(url)

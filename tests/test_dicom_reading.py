@@ -43,6 +43,7 @@ from pydicom.uid import (
 )
 
 import dicom_io.reading as reading
+from dicom_io.radiograph import RadiographSpec, StudyIdentity, build_radiograph
 from dicom_io.reading import (
     MAX_PIXELS,
     ColourImage,
@@ -56,9 +57,9 @@ from dicom_io.reading import (
     NotDicom,
     UnreadableImage,
     UnsupportedTransferSyntax,
+    decode,
     read_radiograph,
 )
-from dicom_io.writing import RadiographSpec, StudyIdentity, build_radiograph
 
 ROOT = "1.2.826.0.1.3680043.10.543.3"  # test UIDs only
 STUDY = StudyIdentity(
@@ -112,7 +113,7 @@ def run_tool(*args: str) -> None:
 def small_cr(
     photometric: str = "MONOCHROME2", bits: int = 12, size: int = 96, **changes: Any
 ) -> Dataset:
-    """A small CR with a bright disc ("bone") on a ramp, built by dicom_io.writing."""
+    """A small CR with a bright disc ("bone") on a ramp, built by dicom_io.radiograph."""
     top = 2**bits - 1
     yy, xx = np.mgrid[:size, :size]
     level = np.where((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2, 0.8, 0.2)
@@ -330,7 +331,7 @@ def test_12_bit_jpeg_extended_falls_back_to_dcmdjpeg() -> None:
 
 
 def test_missing_dcmdjpeg_is_a_typed_error_that_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reading, "_find_tool", lambda name: None)
+    monkeypatch.setattr(decode, "_find_tool", lambda name: None)
     with pytest.raises(MissingDecoder) as exc:
         read_radiograph(data_file("JPGExtended.dcm"))
     message = one_line(exc)
@@ -624,7 +625,7 @@ def test_decoding_from_a_dataset_through_dcmtk(monkeypatch: pytest.MonkeyPatch) 
         available_plugins = ()
         missing_dependencies = ("pylibjpeg-rle",)
 
-    monkeypatch.setattr(reading, "get_decoder", lambda uid: Absent())
+    monkeypatch.setattr(decode, "get_decoder", lambda uid: Absent())
     image = read_radiograph(ds)
     assert image.decoder == "dcmtk dcmdrle"
     np.testing.assert_array_equal(image.pixels, reference.pixels)
@@ -732,7 +733,7 @@ def test_absurd_dimensions_are_refused_before_decoding(
     def never(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("decoded an image that should have been refused")
 
-    monkeypatch.setattr(reading, "pixel_array", never)
+    monkeypatch.setattr(decode, "pixel_array", never)
     ds = _huge_header(rows, columns)
     with pytest.raises(ImageTooLarge, match=f"absurd dimensions {rows} × {columns}") as exc:
         read_radiograph(ds)

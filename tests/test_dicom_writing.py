@@ -22,9 +22,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-import dicom_io.reading as reading
-from dicom_io.reading import GreyscaleImage, UnreadableImage, read_radiograph
-from dicom_io.writing import (
+from dicom_io.radiograph import (
     CR_IMAGE_STORAGE,
     DX_IMAGE_STORAGE_FOR_PRESENTATION,
     RadiographSpec,
@@ -32,6 +30,7 @@ from dicom_io.writing import (
     build_radiograph,
     write_radiograph,
 )
+from dicom_io.reading import GreyscaleImage, UnreadableImage, decode, read_radiograph
 
 Checker = Callable[[Path | str], str]
 
@@ -387,7 +386,7 @@ def test_missing_decoder_plugin_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         is_available = False
         missing_dependencies = ("pylibjpeg - requires pylibjpeg-openjpeg",)
 
-    monkeypatch.setattr(reading, "get_decoder", lambda uid: Absent())
+    monkeypatch.setattr(decode, "get_decoder", lambda uid: Absent())
     ds = build_radiograph(spec_for(ts=JPEG2000Lossless), STUDY)
     with pytest.raises(UnreadableImage, match=r"no decoder installed for JPEG 2000.*openjpeg"):
         read_radiograph(ds)
