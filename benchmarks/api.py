@@ -120,10 +120,9 @@ def main() -> None:
     import uvicorn
     from servers import PostgresServer, free_port
 
-    from worker.api import queries
     from worker.api.app import create_app
     from worker.api.auth import create_token
-    from worker.db import migrate
+    from worker.db import migrate, queries
     from worker.db.engine import session_scope
     from worker.db.models import TokenRole
     from worker.settings import Settings

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from dicom_io.scp import STORAGE_SOP_CLASSES
 from worker.db.models import Delivery, DeliveryStatus, ImageScore, Instance, Job, JobAttempt
-from worker.demo import LocalPacs, free_port
+from worker.lab.demo import LocalPacs, free_port
 
 SEED = 6262
 DISTINCT = 8  # phantoms generated; each is sent under fresh UIDs, so every image is new
@@ -52,7 +52,7 @@ MB = 1 << 20
 
 def _phantom(args: tuple[Path, int]) -> str:
     from scoring.phantom import PhantomConfig, generate_image
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     out, index = args
     image = generate_image(SEED, index, PhantomConfig(hands=1 + index % 2))

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pydicom
 
-from worker.demo import LocalPacs, free_port
+from worker.lab.demo import LocalPacs, free_port
 
 SEED = 5151
 
 
 def _phantom(args: tuple[Path, int]) -> str:
     from scoring.phantom import PhantomConfig, generate_image
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     out, index = args
     image = generate_image(SEED, index, PhantomConfig(hands=1 + index % 2))

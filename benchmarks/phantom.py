@@ -47,7 +47,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
             megapixels.append(image.pixels.size / 1e6)
             if args.write:
-                from worker.phantom_export import write_image
+                from worker.lab.phantom_export import write_image
 
                 start = time.perf_counter()
                 write_image(args.seed, image, Path(tmp))

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoring.pipeline import Scorer
-from worker.landmark_evaluating import SPLITS, evaluate_landmark_images, load_landmarked
+from worker.lab.evaluate_landmarks import SPLITS, evaluate_landmark_images, load_landmarked
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ it) from real ones; its held-out ROC AUC is the realism gap: 0.5 the phantom pas
 seeds 1001/2002/3003 stay unseen); real: the Digital Hand Atlas hands (DESIGN.md, Real data),
 the fixed train split to train, the validation split to test. Two classifiers: a CNN of two
 convolutions on the clip normalised as scoring.cnn.to_tensor does (the headline) and a logistic
-regression on the statistics of scoring.realism. The CNN is retrained on clips with one
+regression on the statistics of scoring.evaluation.realism. The CNN is retrained on clips with one
 property taken away from both kinds (pixel noise and fine texture blurred off; the intensity
 histogram equalised; all but the coarse layout), and on phantoms patched after rendering to the
 real edge blur, noise and histograms: the gap left says how much those properties carry. Every
@@ -42,12 +42,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring import realism
 from scoring.cnn import to_tensor
-from scoring.identify import HandTemplate
-from scoring.training import centre
-from worker.real_images import read_landmarks, real_split
-from worker.training import PhantomSet, prepare, prepare_real
+from scoring.detection.identify import HandTemplate
+from scoring.evaluation import realism
+from scoring.training.cnn import centre
+from worker.lab.real_images import read_landmarks, real_split
+from worker.lab.recipe import PhantomSet, prepare, prepare_real
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SEED, TEST_SEED = 5101, 5102  #: not the model's 1001 / 2002 / 3003
@@ -74,7 +74,7 @@ def load(args: argparse.Namespace) -> tuple[Clips, Clips]:
         for index in range(args.phantoms):
             p = prepare((phantom_set, index))
             parts[split].append((p.clips, 0, f"phantom-{seed}-{index}", (p.jsn + p.erosion) == 0))
-    template = HandTemplate.load(str(ROOT / "scoring/models/default/layout.json"))
+    template = HandTemplate.load(str(ROOT / "scoring/model/default/layout.json"))
     for image in read_landmarks(args.real / "landmarks.csv", args.real):
         r = prepare_real((image, template))
         if len(r.clips):

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoring.phantom import generate_image
 from scoring.pipeline import Scorer
-from worker.phantom_export import write_image
+from worker.lab.phantom_export import write_image
 from worker.scoring_io import score_file
 
 

@@ -79,7 +79,7 @@ def phantom_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import json
 
     from scoring.phantom import generate_image
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     out = tmp_path_factory.mktemp("phantom")
     record = write_image(2, generate_image(2, 0), out)

@@ -19,7 +19,7 @@ import cv2
 
 from scoring.phantom import PhantomConfig, generate_image
 from scoring.phantom.gallery import display_grey
-from worker.real_images import SCORED_LANDMARKS
+from worker.lab.real_images import SCORED_LANDMARKS
 
 LANDMARK_SHIFT_MM = 2.5
 _NUMBER = {name: number for number, name in SCORED_LANDMARKS.items()}

@@ -18,12 +18,12 @@ import pydicom
 import pytest
 
 from scoring.pipeline import ImageScore, ScoredJoint
-from worker import jobs
 from worker.db import migrate
 from worker.db.engine import session_scope
 from worker.db.models import Instance, InstanceStatus, Job, JobStatus, Study
+from worker.jobs import score as jobs
+from worker.node.store import Store
 from worker.settings import Settings
-from worker.store import Store
 
 #: label → reason: the joints the scorer does not grade
 NOT_ASSESSABLE = {"R_PIP3": "model unsure", "L_MCP2": "unlike the training images"}

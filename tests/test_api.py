@@ -65,7 +65,7 @@ class Node:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """A node that has scored three phantoms of two patients."""
     from scoring.phantom import PhantomConfig, generate_image
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     folder = tmp_path_factory.mktemp("api-phantoms")
     files = []

@@ -489,7 +489,7 @@ class Chunks:
 
 
 def test_exports_stream_in_pages_by_key(tmp_path: Path) -> None:
-    from worker.api import queries
+    from worker.db import queries
 
     api = _api(tmp_path / "home")
     n = 2 * queries.MAX_PAGE + 100

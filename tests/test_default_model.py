@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.bundle import DEFAULT_MODEL_DIR, ModelBundle
+from scoring.model import DEFAULT_MODEL_DIR, ModelBundle
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def test_card_says_what_the_model_is(bundle: ModelBundle) -> None:
 
 
 def test_model_reproduces_its_cards_figures(bundle: ModelBundle) -> None:
-    from worker.evaluating import evaluate_phantom_test_set
-    from worker.training import PhantomSet
+    from worker.lab.evaluate_folder import evaluate_phantom_test_set
+    from worker.lab.recipe import PhantomSet
 
     figures = evaluate_phantom_test_set(
         DEFAULT_MODEL_DIR,

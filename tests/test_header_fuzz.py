@@ -49,8 +49,8 @@ from dicom_io.results import ResultBuildError, ScoringResult, SourceHeaderError
 from dicom_io.sr import build_sr, read_sr
 from scoring.phantom import PhantomConfig, generate_image
 from scoring.pipeline import Scorer
-from worker.phantom_export import write_image
-from worker.routing import route
+from worker.lab.phantom_export import write_image
+from worker.node.routing import route
 from worker.scoring_io import ScoredFile, score_dataset, scoring_result
 
 Checker = Callable[[Path | str], str]

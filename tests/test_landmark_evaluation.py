@@ -13,7 +13,7 @@ import cv2
 import pytest
 from landmark_fixture import FIXTURE_IMAGES, write_dha_fixture
 
-from scoring.landmark_metrics import (
+from scoring.evaluation.landmarks import (
     HandLandmarks,
     Prediction,
     bootstrap_rate,
@@ -21,8 +21,8 @@ from scoring.landmark_metrics import (
     joint_name,
     match_image,
 )
-from worker.landmark_evaluating import load_landmarked, sheet_size
-from worker.real_images import real_split
+from worker.lab.evaluate_landmarks import load_landmarked, sheet_size
+from worker.lab.real_images import real_split
 
 RASCORE = str(Path(sys.executable).with_name("rascore"))
 

@@ -27,7 +27,7 @@ from servers import (
 )
 from sqlalchemy import func, select
 
-from scoring.bundle import ModelBundle
+from scoring.model import ModelBundle
 from worker.db.engine import session_scope
 from worker.db.models import (
     AuditEvent,
@@ -51,7 +51,7 @@ PHANTOM_SEED = 4242  # never used by the model's recipe
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Six phantom radiographs (one study each), as a modality would send them."""
     from scoring.phantom import PhantomConfig, generate_image
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     out = tmp_path_factory.mktemp("node-phantoms")
     files = []

@@ -14,12 +14,12 @@ import pydicom
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
 from pydicom.uid import SecondaryCaptureImageStorage
 from servers import PostgresServer, RedisServer
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
 from worker.db import migrate
 from worker.db.engine import make_engine, session_scope
 from worker.db.models import (
@@ -35,12 +35,12 @@ from worker.db.models import (
     Study,
     utcnow,
 )
-from worker.jobs import backoff_s
+from worker.jobs.score import backoff_s
 from worker.model_ref import ModelRef
-from worker.receiving import Receiver
-from worker.routing import route
+from worker.node.receiving import Receiver
+from worker.node.routing import route
+from worker.node.store import Store
 from worker.settings import Settings
-from worker.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_audit_events_are_append_only(database_url: str) -> None:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[RedisServer]:
     """Debian's redis-server, with the Celery app pointed at it for the test."""
-    from worker.celery_app import configure
+    from worker.jobs.celery_app import configure
 
     redis = RedisServer(tmp_path / "redis").start()
     configure(Settings(), broker_url=redis.url)
@@ -193,7 +193,7 @@ def queued_jobs(redis: RedisServer) -> list[int]:
 @pytest.fixture
 def receiver(tmp_path: Path, broker: RedisServer) -> tuple[Receiver, RedisServer]:
     """The node's receiver, publishing to a real Redis as in the node."""
-    from worker.queueing import enqueue_score
+    from worker.jobs.queueing import enqueue_score
 
     url = f"sqlite:///{tmp_path / 'rascore.db'}"
     migrate.upgrade(url)
@@ -346,7 +346,7 @@ def test_send_backoff_doubles_up_to_its_cap() -> None:
 def test_sweeper_queues_what_the_broker_lacks(tmp_path: Path, broker: RedisServer) -> None:
     """A job whose publication failed (broker down at the time) is put on the broker by the
     next sweep; a recently queued job is left alone unless everything is swept."""
-    from worker.sweeper import sweep
+    from worker.node.sweeper import sweep
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate.upgrade(url)
@@ -392,7 +392,7 @@ def test_scoring_stores_not_assessable_joints_and_builds_from_them(
 
     from dicom_io.sr import read_sr
     from worker.db.models import AuditEventType, ImageScore, JointScore, ResultObject
-    from worker.store import Store
+    from worker.node.store import Store
 
     done = score_with_not_assessable(phantom_file, tmp_path / "home", monkeypatch)
     expected = done.scorer.score(np.zeros((1, 1)), 0.15, "B")
@@ -436,7 +436,7 @@ def test_scoring_stores_not_assessable_joints_and_builds_from_them(
 
 def test_demo_prints_n_a_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
     from dicom_io.results import JointResult, ModelInfo, ScoringResult
-    from worker.demo import _print_scores
+    from worker.lab.demo import _print_scores
 
     probs = ((0.2,) * 5, (0.5, 0.1, 0.1, 0.1, 0.1, 0.1))
     result = ScoringResult(
@@ -459,7 +459,7 @@ def test_the_receiver_reads_no_large_header_value(tmp_path: Path) -> None:
     the receiver's header leaves out any value over 64 KB and still has what it needs."""
     from pydicom.examples import ct
 
-    from worker.receiving import _small_header
+    from worker.node.receiving import _small_header
 
     ds = ct.copy()
     ds.add_new(0x00291010, "OB", b"\0" * (200 << 20))

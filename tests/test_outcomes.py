@@ -36,10 +36,8 @@ from servers import PostgresServer, free_port
 from sqlalchemy import select, text
 
 from dicom_io.scp import ReceivedInstance, StorageSCP
-from scoring.bundle import DEFAULT_MODEL_DIR
-from worker import jobs
-from worker.api import queries
-from worker.db import migrate
+from scoring.model import DEFAULT_MODEL_DIR
+from worker.db import migrate, queries
 from worker.db.engine import make_engine, session_scope
 from worker.db.models import (
     AuditEvent,
@@ -52,10 +50,11 @@ from worker.db.models import (
     ResultObject,
     Study,
 )
+from worker.jobs import score as jobs
 from worker.model_ref import ModelRef
-from worker.receiving import Receiver
+from worker.node.receiving import Receiver
+from worker.node.store import Store
 from worker.settings import Settings
-from worker.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 REASON = re.compile(r"^[a-z0-9-]+: [^\n]+$")  #: "<reason code>: <message>", one line
@@ -249,7 +248,7 @@ def _model_copy(tmp_path: Path, tamper: str) -> Path:
         weights[-100] ^= 0x01  # one bit of one weight file
         (model / "jsn.pt").write_bytes(bytes(weights))
     if tamper == "rehashed":  # the card's own hash made to match: the version still lies
-        from scoring.bundle import content_hash
+        from scoring.model import content_hash
 
         card["content_hash"] = content_hash(model)
     if tamper == "version":  # same artefacts, a version they do not have

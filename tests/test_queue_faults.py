@@ -50,7 +50,7 @@ PHANTOM_SEED = 4343
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     from scoring.phantom import PhantomConfig, generate_image
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     out = tmp_path_factory.mktemp("queue-phantoms")
     files = []
@@ -191,7 +191,7 @@ def _job_row(session: Any, n: int, enqueued_s_ago: float | None) -> Job:
 
 @pytest.fixture
 def celery_on(redis_server: RedisServer) -> Iterator[RedisServer]:
-    from worker.celery_app import configure
+    from worker.jobs.celery_app import configure
 
     configure(Settings(), broker_url=redis_server.url)
     yield redis_server
@@ -203,8 +203,8 @@ def test_reconcile_publishes_only_what_the_broker_lost(tmp_path: Path, celery_on
     message a live worker holds (unacked), one whose message was lost, one held 'unacked' for
     longer than any live worker holds a message (its worker died); plus one lost job still
     within its grace. Only the lost and the orphaned ones are published again."""
-    from worker.queueing import enqueue_score
-    from worker.sweeper import reconcile
+    from worker.jobs.queueing import enqueue_score
+    from worker.node.sweeper import reconcile
 
     redis = celery_on
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -236,8 +236,8 @@ def test_reconcile_publishes_only_what_the_broker_lost(tmp_path: Path, celery_on
 
 
 def test_reconcile_survives_a_broker_that_is_down(tmp_path: Path) -> None:
-    from worker.celery_app import configure
-    from worker.sweeper import reconcile
+    from worker.jobs.celery_app import configure
+    from worker.node.sweeper import reconcile
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate.upgrade(url)
@@ -507,7 +507,7 @@ def test_a_pool_child_past_its_memory_cap_is_replaced(tmp_path: Path, phantoms: 
 
 def test_worker_limits_come_from_the_settings() -> None:
     """Pool children get a soft and a hard time limit and a memory cap (KiB, as Celery wants)."""
-    from worker.celery_app import app, configure
+    from worker.jobs.celery_app import app, configure
 
     settings = Settings(task_soft_time_limit_s=100, task_time_limit_s=130, worker_max_memory_mb=512)
     try:

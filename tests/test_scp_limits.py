@@ -499,7 +499,7 @@ def test_store_images_no_instance_references_are_swept(tmp_path: Path) -> None:
     from worker.db import migrate
     from worker.db.engine import session_scope
     from worker.db.models import Instance, InstanceStatus, Study
-    from worker.store import Store, sweep_orphan_images
+    from worker.node.store import Store, sweep_orphan_images
 
     url = f"sqlite:///{tmp_path / 'rascore.db'}"
     migrate.upgrade(url)
@@ -554,7 +554,7 @@ def _non_loopback_address() -> str | None:
 def test_listening_beyond_loopback_refuses_unknown_calling_aets(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from worker.node import storage_scp
+    from worker.node.serve import storage_scp
     from worker.settings import Settings
 
     address = _non_loopback_address()

@@ -21,7 +21,6 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from servers import _port_open, free_port, require
 
-from worker import jobs
 from worker.db import migrate
 from worker.db.engine import session_scope
 from worker.db.models import (
@@ -34,6 +33,7 @@ from worker.db.models import (
     ResultObject,
     Study,
 )
+from worker.jobs import score as jobs
 from worker.settings import Settings
 
 LEAF = """basicConstraints=critical,CA:FALSE

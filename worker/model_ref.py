@@ -1,6 +1,6 @@
 """Which model the node scores with, known from its artefacts without loading them (no torch).
 
-The name, version and device UID are those :func:`scoring.bundle.identify` derives from the
+The name, version and device UID are those :func:`scoring.model.identify` derives from the
 artefacts' digest; a card that does not describe its artefacts raises :class:`ModelRefused`,
 so ``rascore serve`` and ``rascore worker`` refuse to start rather than take images that no
 worker can score.
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scoring.bundle import DEFAULT_MODEL_DIR, ModelRefused, identify
+from scoring.model import ModelRefused, identify
 
-__all__ = ["ModelRef", "ModelRefused", "default_model_dir", "model_ref"]
+__all__ = ["ModelRef", "ModelRefused", "model_ref"]
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,6 @@ class ModelRef:
     name: str
     version: str
     device_uid: str = ""
-
-
-def default_model_dir() -> Path:
-    return DEFAULT_MODEL_DIR
 
 
 def model_ref(directory: Path | None) -> ModelRef:

@@ -29,8 +29,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from worker.api import auth, operations, queries
+from worker.api import auth
 from worker.api.dashboard import COOKIE, add_dashboard, audit_query, check_origin, session_caller
+from worker.db import operations, queries
 from worker.db.engine import read_session_scope, session_factory
 from worker.db.models import InstanceStatus, Job, ResultObject, TokenRole
 from worker.model_ref import model_ref
@@ -293,7 +294,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/api/v1/instances/{instance_id}/rescore", tags=["operations"])
     def rescore(instance_id: InstanceId, who: Operator) -> dict[str, Any]:
         """Score the instance with the current model (a no-op if that model already did)."""
-        from worker.queueing import enqueue_score
+        from worker.jobs.queueing import enqueue_score
 
         with sessions() as session, session.begin():
             _exists(session, instance_id)
@@ -388,7 +389,7 @@ def _csv(columns: list[str], pages: Iterable[Iterable[list[Any]]], name: str) ->
 
 
 def _broker_health() -> str:
-    from worker.celery_app import app as celery
+    from worker.jobs.celery_app import app as celery
 
     try:
         with celery.connection_for_write() as connection:

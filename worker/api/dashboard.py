@@ -21,7 +21,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from worker.api import auth, operations, queries
+from worker.api import auth
+from worker.db import operations, queries
 from worker.db.engine import read_session_scope, session_scope
 from worker.db.models import Instance, InstanceStatus, TokenRole
 from worker.settings import Settings

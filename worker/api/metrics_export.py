@@ -11,8 +11,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 import worker.metrics  # noqa: F401 - registers the node's metrics in this process
-from worker.celery_app import SCORE_QUEUE, SEND_QUEUE
-from worker.celery_app import app as celery
+from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE
+from worker.jobs.celery_app import app as celery
 
 
 class QueueDepth(Collector):

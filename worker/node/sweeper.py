@@ -22,7 +22,7 @@ from sqlalchemy import and_, or_, select
 
 from worker.db.engine import session_scope
 from worker.db.models import Delivery, DeliveryStatus, Job, JobStatus, utcnow
-from worker.queueing import (
+from worker.jobs.queueing import (
     SEND_CLAIM_S,
     enqueue_build,
     enqueue_score,

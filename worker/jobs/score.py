@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicom_io.scu import Destination, client_tls_context, send_files
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -38,9 +39,8 @@ from dicom_io.overlay import build_overlay_sc
 from dicom_io.presentation_state import build_gsps
 from dicom_io.reading import UnreadableImage, read_dicom
 from dicom_io.results import JointResult, ModelInfo, ScoringResult
-from dicom_io.scu import Destination, client_tls_context, send_files
 from dicom_io.sr import build_sr
-from scoring.bundle import ModelRefused
+from scoring.model import ModelRefused
 from worker import metrics
 from worker.db.engine import session_scope
 from worker.db.models import (
@@ -58,12 +58,12 @@ from worker.db.models import (
     ResultObject,
     utcnow,
 )
-from worker.queueing import SEND_CLAIM_S
+from worker.jobs.queueing import SEND_CLAIM_S
 
 if TYPE_CHECKING:
     from scoring.pipeline import ImageScore as PipelineScore
+from worker.node.store import Store
 from worker.settings import Settings
-from worker.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -57,8 +57,8 @@ from worker.db.models import (
     utcnow,
 )
 from worker.model_ref import ModelRef
-from worker.routing import route
-from worker.store import Store
+from worker.node.routing import route
+from worker.node.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,12 @@
 
 ``score`` carries scoring and the building of result objects (CPU-bound, prefork); ``send``
 carries deliveries to the PACS (network-bound), so a slow or absent PACS never holds up
-scoring. Tasks are idempotent (see worker.jobs), which is what makes ``acks_late`` with
+scoring. Tasks are idempotent (see worker.jobs.score), which is what makes ``acks_late`` with
 ``reject_on_worker_lost`` safe: a task whose process dies is delivered again, and running it
 twice changes nothing. The SQL database is the system of record; there is no result backend.
 
 Pool children have a soft and a hard time limit and are replaced when they grow past a memory
-cap, so one huge image cannot hold or exhaust a worker for ever (worker.tasks counts the
+cap, so one huge image cannot hold or exhaust a worker for ever (worker.jobs.tasks counts the
 attempts of a job whose child keeps dying). Every Redis socket has a timeout: a broker that
 stops answering costs a publisher seconds, never a hang.
 """
@@ -27,7 +27,7 @@ SEND_QUEUE = "send"
 #: longer than any task may run: a message unacknowledged for this long is delivered again
 VISIBILITY_TIMEOUT_S = 3 * 3600
 
-app = Celery("rascore", include=["worker.tasks"])
+app = Celery("rascore", include=["worker.jobs.tasks"])
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:

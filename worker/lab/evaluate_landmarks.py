@@ -1,8 +1,8 @@
 """``rascore evaluate --landmarks``: the model on real radiographs that carry only landmarks.
 
-Each picture takes the road a scanned film takes (``worker.real_images``: wrapped as CR
+Each picture takes the road a scanned film takes (``worker.lab.real_images``: wrapped as CR
 without pixel spacing, read by dicom_io), is scored as the node would score it, and its joints
-are matched to the landmarks by ``scoring.landmark_metrics``. The contact sheet shows what the
+are matched to the landmarks by ``scoring.evaluation.landmarks``. The contact sheet shows what the
 figures count: landmarks as dots, boxes green where the name is right, red where mislabelled,
 orange where no landmark is near, grey where the model would not grade the joint.
 """
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from scoring.landmark_metrics import (
+from scoring.evaluation.landmarks import (
     HandLandmarks,
     ImageMatch,
     Prediction,
     evaluate_landmarks,
     match_image,
 )
-from worker.real_images import LandmarkedImage, read_landmarks, read_picture, real_split
+from worker.lab.real_images import LandmarkedImage, read_landmarks, read_picture, real_split
 
 if TYPE_CHECKING:
     from scoring.pipeline import Scorer

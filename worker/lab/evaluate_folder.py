@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scoring.evaluation import ImageComparison, PredictedJoint, TrueJoint, evaluate
+from scoring.evaluation.scores import ImageComparison, PredictedJoint, TrueJoint, evaluate
 from scoring.phantom import PhantomConfig, generate_image, joint_type
 from scoring.pipeline import Scorer
 from worker.scoring_io import score_file
@@ -62,7 +62,7 @@ def evaluate_phantom_test_set(
     model_dir: Path, phantom_set: Any, bar: Callable[[str, int], Callable[[], None]]
 ) -> dict[str, Any]:
     """Write the recipe's test phantoms as DICOM and evaluate the new model on them."""
-    from worker.phantom_export import write_image
+    from worker.lab.phantom_export import write_image
 
     config = PhantomConfig(hands=phantom_set.hands, distribution=phantom_set.distribution)
     with tempfile.TemporaryDirectory(prefix="rascore-test-") as tmp:
@@ -233,7 +233,7 @@ def markdown_card(card: dict[str, Any]) -> str:
             "",
         ]
     if "evaluation_real" in card:
-        from worker.landmark_evaluating import readable_table
+        from worker.lab.evaluate_landmarks import readable_table
 
         ev = card["evaluation_real"]
         lines += [

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from worker.evaluating import markdown_table
+from worker.lab.evaluate_folder import markdown_table
 
 
 def _training_curves(card: dict[str, Any], out: Path) -> Path | None:

@@ -1,4 +1,4 @@
-"""The Celery tasks: thin wrappers that give worker.jobs its settings and failure policy.
+"""The Celery tasks: thin wrappers that give worker.jobs.score its settings and failure policy.
 
 A transient failure (database or store unavailable) is retried in the task, the wait doubling
 up to ``task_retry_max_s``; after ``max_task_retries`` tries the task ends and leaves the job
@@ -19,11 +19,11 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from worker import jobs
-from worker.celery_app import app
 from worker.db.engine import session_scope
 from worker.db.models import JobAttempt, utcnow
-from worker.queueing import enqueue_build, enqueue_send
+from worker.jobs import score as jobs
+from worker.jobs.celery_app import app
+from worker.jobs.queueing import enqueue_build, enqueue_send
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from dicom_io.scp import StorageSCP, StoreHandler
-from worker.broker import EmbeddedRedis
-from worker.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
+
 from worker.db import migrate
+from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
+from worker.jobs.queueing import enqueue_score
 from worker.model_ref import model_ref
-from worker.queueing import enqueue_score
-from worker.receiving import Receiver
+from worker.node.broker import EmbeddedRedis
+from worker.node.receiving import Receiver
+from worker.node.store import Store, sweep_orphan_images
+from worker.node.sweeper import hold_limit_s, reconcile, sweep
 from worker.settings import Settings
-from worker.store import Store, sweep_orphan_images
-from worker.sweeper import hold_limit_s, reconcile, sweep
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def worker_command(queues: str, concurrency: int, pool: str, name: str) -> list[
         "-m",
         "celery",
         "-A",
-        "worker.celery_app",
+        "worker.jobs.celery_app",
         "worker",
         "--queues",
         queues,

@@ -18,7 +18,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicom_io.writing import RadiographSpec, StudyIdentity, write_radiograph
+from dicom_io.radiograph import RadiographSpec, StudyIdentity, write_radiograph
 from scoring.phantom import GENERATOR_VERSION, PhantomConfig, PhantomImage
 
 TRANSFER_SYNTAXES = {

@@ -1,10 +1,11 @@
 """Putting work on the broker, and recording that it is there.
 
-Publishing never blocks a C-STORE for long: every Redis socket has a timeout (worker.celery_app)
-and there is one quick retry, then the work is left to the sweeper (worker.sweeper), which
-finds it in the database. After a failure, publishing is not tried again for a few seconds, so
-a burst of C-STOREs against a dead broker costs one wait, not one each. The database says what
-must be done; the broker only says what is being done now (:func:`held_score_jobs` reads it).
+Publishing never blocks a C-STORE for long: every Redis socket has a timeout
+(worker.jobs.celery_app) and there is one quick retry, then the work is left to the sweeper
+(worker.node.sweeper), which finds it in the database. After a failure, publishing is not tried
+again for a few seconds, so a burst of C-STOREs against a dead broker costs one wait, not one
+each. The database says what must be done; the broker only says what is being done now
+(:func:`held_score_jobs` reads it).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import update
 
-from worker.celery_app import SCORE_QUEUE, SEND_QUEUE, app
 from worker.db.engine import session_scope
 from worker.db.models import Delivery, Job, utcnow
+from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, app
 
 log = logging.getLogger(__name__)
 

@@ -25,27 +25,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from dicom_io.radiograph import build_radiograph
 from dicom_io.reading import read_radiograph
-from dicom_io.writing import build_radiograph
-from scoring.bundle import MODEL_NAME, content_hash, device_uid, save_net
-from scoring.cascade_training import CascadeRecipe, LabelledImage, train_cascade
 from scoring.cnn import CLASSES, predict_with_features
 from scoring.crops import crop_joint
-from scoring.detection import working_image
-from scoring.hand_geometry import place_template
-from scoring.identify import HandTemplate
+from scoring.detection.cascade import working_image
+from scoring.detection.geometry import place_template
+from scoring.detection.identify import HandTemplate
 from scoring.joints import JOINT_NAMES
-from scoring.keypoint_training import (
-    KeypointConfig,
-    KeypointSample,
-    TrainedKeypoints,
-    shrink,
-    train_keypoints,
-)
+from scoring.model import MODEL_NAME, content_hash, device_uid, save_net
 from scoring.phantom import GENERATOR_VERSION, PhantomConfig, generate_image
 from scoring.phantom.disease import TABLE2_EROSION, TABLE2_JSN
 from scoring.pipeline import Abstention
-from scoring.training import (
+from scoring.training.cascade import CascadeRecipe, LabelledImage, train_cascade
+from scoring.training.cnn import (
     CLIP_SIZE,
     CONTEXT,
     EpochLog,
@@ -54,9 +47,16 @@ from scoring.training import (
     centre,
     train_net,
 )
+from scoring.training.keypoints import (
+    KeypointConfig,
+    KeypointSample,
+    TrainedKeypoints,
+    shrink,
+    train_keypoints,
+)
 from scoring.typicality import Typicality
-from worker.phantom_export import radiograph_spec, study_identity
-from worker.real_images import LandmarkedImage, read_landmarks, read_picture, real_split
+from worker.lab.phantom_export import radiograph_spec, study_identity
+from worker.lab.real_images import LandmarkedImage, read_landmarks, read_picture, real_split
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,9 @@ class RealData:
             "note": "children and teens 0-18, healthy hands (every joint taken as JSN 0, "
             "erosion 0), scanned films without pixel spacing; research use only; the images "
             "are not part of the model",
-            "split": "by image, fixed by a hash of the image id (worker.real_images.real_split)",
+            "split": (
+                "by image, fixed by a hash of the image id (worker.lab.real_images.real_split)"
+            ),
             "train": len(self.train),
             "tuning": len(self.tuning),
             "validation": len(self.validation),

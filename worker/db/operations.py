@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from worker.api.queries import failed_builds
 from worker.db.models import (
     AuditEvent,
     AuditEventType,
@@ -19,6 +18,7 @@ from worker.db.models import (
     ResultObject,
     utcnow,
 )
+from worker.db.queries import failed_builds
 from worker.model_ref import ModelRef
 
 

@@ -1,0 +1,162 @@
+"""``rascore phantom`` and ``rascore crops``: synthetic radiographs with their truth, and the
+joint clips the CNNs learn from. The phantom makes pixels and labels, dicom_io the files."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+
+import cv2
+import numpy as np
+import typer
+from rich.progress import Progress
+
+from scoring.phantom import PhantomConfig, generate_image
+from scoring.phantom.gallery import annotated, contact_sheet
+from worker.cli.common import err, fail
+
+GALLERY_TILES = 12
+
+
+def _phantom_job(args: tuple[int, int, PhantomConfig, str, bool]) -> tuple[dict[str, Any], Any]:
+    from worker.lab.phantom_export import write_image
+
+    seed, index, config, out, with_tile = args
+    image = generate_image(seed, index, config)
+    record = write_image(seed, image, Path(out))
+    tile = annotated(image, 560) if with_tile else None
+    return record, tile
+
+
+def phantom(
+    out: Annotated[Path, typer.Option(help="Folder for the DICOM files and truth.json.")],
+    count: Annotated[int, typer.Option(help="Number of images.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same pixels.")] = 7,
+    hands: Annotated[int, typer.Option(help="Hands per image, 1 or 2.")] = 2,
+    gallery: Annotated[
+        Path | None, typer.Option(help="Write a contact sheet of the first images (PNG).")
+    ] = None,
+    distribution: Annotated[
+        str, typer.Option(help="Class frequencies: 'table2' (the paper's) or 'uniform'.")
+    ] = "table2",
+    encoding: Annotated[
+        list[str] | None,
+        typer.Option(help="explicit, jpeg2000-lossless or jpegls-lossless; repeat to mix."),
+    ] = None,
+    modality: Annotated[list[str] | None, typer.Option(help="CR or DX; repeat to mix.")] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Generate synthetic hand radiographs (DICOM) with exact per-joint labels in truth.json."""
+    if count < 1:
+        raise fail("--count must be at least 1")
+    if hands not in (1, 2):
+        raise fail("--hands must be 1 or 2")
+    if distribution not in ("table2", "uniform"):
+        raise fail("--distribution must be 'table2' or 'uniform'")
+    encodings = tuple(encoding or ["explicit"])
+    bad = [e for e in encodings if e not in ("explicit", "jpeg2000-lossless", "jpegls-lossless")]
+    if bad:
+        raise fail(f"unknown --encoding {bad[0]!r}")
+    modalities = tuple(m.upper() for m in (modality or ["CR", "DX"]))
+    if any(m not in ("CR", "DX") for m in modalities):
+        raise fail("--modality must be CR or DX")
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+    from worker.lab.phantom_export import generator_record
+
+    config = PhantomConfig(
+        hands=hands,  # type: ignore[arg-type]
+        distribution=distribution,  # type: ignore[arg-type]
+        encodings=encodings,  # type: ignore[arg-type]
+        modalities=modalities,  # type: ignore[arg-type]
+    )
+    want_tiles = gallery is not None
+    tasks = [(seed, i, config, str(out), want_tiles and i < GALLERY_TILES) for i in range(count)]
+    records: list[dict[str, Any]] = []
+    tiles = []
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("phantoms", total=count)
+        if jobs > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                results = pool.map(_phantom_job, tasks)
+                for record, tile in results:
+                    records.append(record)
+                    if tile is not None:
+                        tiles.append(tile)
+                    progress.advance(bar)
+        else:
+            for task in tasks:
+                record, tile = _phantom_job(task)
+                records.append(record)
+                if tile is not None:
+                    tiles.append(tile)
+                progress.advance(bar)
+
+    truth = {"generator": generator_record(seed, count, config), "images": records}
+    (out / "truth.json").write_text(json.dumps(truth, indent=1))
+    if gallery is not None:
+        gallery.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(gallery), contact_sheet(tiles))
+        err.print(f"gallery: {gallery}")
+    joints = sum(len(r["joints"]) for r in records)
+    err.print(f"{count} images, {joints} joints, truth in {out / 'truth.json'}")
+
+
+def crops(
+    data: Annotated[Path, typer.Option(help="Folder with DICOM files and truth.json.")],
+    out: Annotated[Path, typer.Option(help="Output .npz of joint clips.")],
+    size: Annotated[int, typer.Option(help="Side of each clip in pixels.")] = 48,
+) -> None:
+    """Clip every labelled joint (the paper's training images) into one .npz file."""
+    from dicom_io.reading import UnreadableImage, read_radiograph
+    from scoring.crops import crop_joint
+
+    truth_path = data / "truth.json"
+    if not truth_path.is_file():
+        raise fail(f"{truth_path} not found")
+    try:
+        truth = json.loads(truth_path.read_text())
+        images = truth["images"]
+    except (ValueError, KeyError) as exc:
+        raise fail(f"{truth_path} is not a truth file: {exc}") from None
+    if not 8 <= size <= 512:
+        raise fail("--size must be between 8 and 512")
+    clips: list[np.ndarray] = []
+    meta: dict[str, list[Any]] = {
+        k: []
+        for k in ("label", "joint_type", "jsn", "erosion", "file", "study_instance_uid", "box")
+    }
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("crops", total=len(images))
+        for record in images:
+            try:
+                grey = read_radiograph(data / record["file"]).pixels
+            except (OSError, UnreadableImage) as exc:
+                raise fail(f"{record['file']}: {exc}") from None
+            for joint in record["joints"]:
+                clips.append(crop_joint(grey, joint["box"], size))
+                meta["label"].append(joint["label"])
+                meta["joint_type"].append(joint.get("joint_type", ""))
+                meta["jsn"].append(joint["jsn"])
+                meta["erosion"].append(joint["erosion"])
+                meta["file"].append(record["file"])
+                meta["study_instance_uid"].append(record["study_instance_uid"])
+                meta["box"].append(joint["box"])
+            progress.advance(bar)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out,
+        images=np.stack(clips) if clips else np.zeros((0, size, size), np.uint8),
+        label=np.array(meta["label"], dtype=str),
+        joint_type=np.array(meta["joint_type"], dtype=str),
+        jsn=np.array(meta["jsn"], dtype=np.int8),
+        erosion=np.array(meta["erosion"], dtype=np.int8),
+        image_file=np.array(meta["file"], dtype=str),
+        study_instance_uid=np.array(meta["study_instance_uid"], dtype=str),
+        box=np.array(meta["box"], dtype=np.int32).reshape(-1, 4),
+    )
+    err.print(f"{len(clips)} clips of {size}x{size} from {len(images)} images in {out}")
