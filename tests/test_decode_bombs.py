@@ -563,7 +563,7 @@ def _received(tmp_path: Path, ds: Dataset) -> Any:
     import datetime as dt
     import hashlib
 
-    from dicom_io.scp import ReceivedInstance
+    from dicom_io.net import ReceivedInstance
 
     path = tmp_path / f"{ds.SOPInstanceUID}-{time.monotonic_ns()}.dcm"
     ds.save_as(path, enforce_file_format=True)
@@ -587,7 +587,7 @@ def _received(tmp_path: Path, ds: Dataset) -> Any:
 def test_the_receiver_refuses_a_bomb_with_0xc000(
     tmp_path: Path, transfer_syntax: str, frame: bytes, comment: str
 ) -> None:
-    from dicom_io.scp import CannotUnderstand
+    from dicom_io.net import CannotUnderstand
 
     receiver = _receiver(tmp_path)
     bomb = with_frame(radiograph(), transfer_syntax, frame)
@@ -603,7 +603,7 @@ def test_the_receiver_refuses_a_bomb_with_0xc000(
 def test_the_receiver_refuses_a_spacing_bomb_with_0xc000(tmp_path: Path) -> None:
     """4 mm a pixel on 4,000²: an image 16 m wide, refused on arrival; a spacing too small to
     be true makes nothing larger and is left to the reader, which passes it over."""
-    from dicom_io.scp import CannotUnderstand
+    from dicom_io.net import CannotUnderstand
 
     receiver = _receiver(tmp_path)
     with pytest.raises(CannotUnderstand, match="implausible pixel spacing") as refused:

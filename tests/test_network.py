@@ -37,23 +37,20 @@ from pydicom.uid import (
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode_file_meta
 
-from dicom_io.scp import (
+from dicom_io.net import (
+    MAX_CONTEXTS,
     CannotUnderstand,
+    Destination,
     OutOfResources,
     ReceivedInstance,
     StorageSCP,
     StoreRefused,
-    supported_contexts,
-)
-from dicom_io.scu import (
-    MAX_CONTEXTS,
-    Destination,
-    _batches,
-    _Item,
     echo,
     parse_destinations,
     send_files,
+    supported_contexts,
 )
+from dicom_io.net.scu import _batches, _Item
 
 HOST = "127.0.0.1"
 SCP_AET = "RASCORE"
@@ -452,7 +449,7 @@ def test_a_transfer_broken_off_midway_leaves_nothing_behind(
             event.assoc.dul.socket.close()  # type: ignore[union-attr]
 
     assoc.bind(evt.EVT_PDU_SENT, cut_after_some_data)
-    with caplog.at_level(logging.WARNING, logger="dicom_io.scp"):
+    with caplog.at_level(logging.WARNING, logger="dicom_io.net"):
         status = assoc.send_c_store(ds)
         assert "Status" not in status
         deadline = time.monotonic() + 10

@@ -37,7 +37,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from dicom_io.scp import ReceivedInstance, StorageSCP
+from dicom_io.net import ReceivedInstance, StorageSCP
 
 HOST = "127.0.0.1"
 OTHER_HOST = "127.0.0.2"  # a second loopback source address: "another machine"
@@ -145,7 +145,7 @@ def chunked_send(monkeypatch: pytest.MonkeyPatch) -> None:
 
 _RSS_SCP = r"""
 import sys
-from dicom_io.scp import StorageSCP
+from dicom_io.net import StorageSCP
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -255,7 +255,7 @@ def test_a_data_set_over_the_cap_is_aborted_while_it_arrives(
     _write(big, 12 * MB)
     recorder = Recorder()
     with (
-        caplog.at_level(logging.WARNING, logger="dicom_io.scp"),
+        caplog.at_level(logging.WARNING, logger="dicom_io.net"),
         StorageSCP(
             SCP_AET, 0, recorder, host=HOST, spool_dir=tmp_path / "spool", max_dataset_bytes=2 * MB
         ) as scp,
@@ -486,7 +486,7 @@ def test_orphans_in_the_spool_are_swept_at_start(
     ]
     for path in orphans:
         path.write_bytes(b"x" * 1000)
-    with caplog.at_level(logging.INFO, logger="dicom_io.scp"):
+    with caplog.at_level(logging.INFO, logger="dicom_io.net"):
         scp = StorageSCP(SCP_AET, 0, Recorder(), host=HOST, spool_dir=spool, sweep_incoming=True)
         with scp:
             pass
@@ -564,7 +564,7 @@ def test_listening_beyond_loopback_refuses_unknown_calling_aets(
     (tmp_path / "store").mkdir()  # the node makes it at start
     wide = Settings(dicom_host="0.0.0.0", **base)  # type: ignore[arg-type]
     with (
-        caplog.at_level(logging.WARNING, logger="dicom_io.scp"),
+        caplog.at_level(logging.WARNING, logger="dicom_io.net"),
         storage_scp(wide, Recorder()) as scp,
     ):
         assert not _associates(scp.port, host=address, source=address, aet="STRANGER")

@@ -1,0 +1,190 @@
+"""The SCP's spool: received data sets made into durable Part-10 files.
+
+A data set is copied behind its file meta into ``tmp``, fsynced, checked, renamed into
+``incoming`` and the folder fsynced; only then may the C-STORE be acknowledged. File names come
+from ``uuid4``, never from a UID in the data. A deflated data set is inflated as it is copied,
+its output counted, so that no later reader inflates anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pynetdicom import dimse_messages
+from pynetdicom.dsutils import encode_file_meta
+
+from dicom_io.net.handler import CannotUnderstand, DataSetMismatch, OutOfResources
+
+logger = logging.getLogger(__name__)
+
+
+COPY_CHUNK = 1 << 20
+MB = 1024 * 1024
+DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def keep_pynetdicom_temporary_files_in_the_spool() -> None:
+    """Make pynetdicom write a received data set's temporary file into the spool's ``tmp``.
+
+    pynetdicom calls ``NamedTemporaryFile`` without a folder (the system's temporary folder,
+    often another, smaller disk). The data set is decoded in the association's DUL thread, so
+    the folder is found from that thread's association and its server; anything else keeps
+    pynetdicom's default.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        original = dimse_messages.NamedTemporaryFile
+
+        def named_temporary_file(*args: Any, **kwargs: Any) -> Any:
+            if "dir" not in kwargs:
+                assoc = getattr(threading.current_thread(), "assoc", None)
+                folder = getattr(getattr(assoc, "_server", None), "tmp_dir", None)
+                if folder is not None:
+                    kwargs["dir"] = folder
+            return original(*args, **kwargs)
+
+        dimse_messages.NamedTemporaryFile = named_temporary_file
+        _hook_installed = True
+
+
+def inflate(data: Any, out: Any, digest: Any, cap: int) -> None:
+    """Inflate a Deflated Explicit VR LE data set from ``data`` into ``out``, never holding
+    more than a chunk in memory, and refuse it as soon as its output passes ``cap`` bytes."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    written = 0
+    try:
+        for chunk in iter(lambda: data.read(COPY_CHUNK), b""):
+            digest.update(chunk)  # bytes after the end of the stream are hashed, not inflated
+            pending = chunk
+            while not inflater.eof:
+                piece = inflater.decompress(pending, COPY_CHUNK)
+                pending = inflater.unconsumed_tail
+                written += len(piece)
+                if written > cap:
+                    raise CannotUnderstand(f"data set inflates beyond {cap // MB} MB")
+                out.write(piece)
+                if not pending and not piece:
+                    break
+    except zlib.error as exc:
+        raise CannotUnderstand("deflated data set is corrupt") from exc
+    if not inflater.eof:
+        raise CannotUnderstand("deflated data set is truncated")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_part10(
+    source: Path,
+    offset: int,
+    meta: Any,
+    *,
+    part: Path,
+    final: Path,
+    digest: Any,
+    inflate_cap: int | None,
+) -> int:
+    """Make the data set at ``offset`` of ``source``, behind ``meta``, the durable file
+    ``final``: written to ``part``, fsynced, checked against ``meta``'s UIDs, renamed and the
+    folder fsynced. ``digest`` sees the data set as received; with ``inflate_cap`` it is
+    inflated, refused beyond that many bytes. Returns the file's size; a write that fails
+    (disk full) is :class:`OutOfResources`."""
+    try:
+        with open(part, "xb") as out, open(source, "rb") as data:
+            out.write(b"\x00" * 128 + b"DICM" + encode_file_meta(meta))
+            data.seek(offset)
+            if inflate_cap is not None:
+                inflate(data, out, digest, inflate_cap)
+            else:
+                while chunk := data.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+            size = out.tell()
+        check_header(part, str(meta.MediaStorageSOPClassUID), str(meta.MediaStorageSOPInstanceUID))
+        os.replace(part, final)
+        fsync_dir(final.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        if isinstance(exc, OSError):
+            logger.error(
+                "cannot write the spool: %s",
+                exc.strerror or exc,
+                extra={"event": "dicom.store.spool_error", "errno": exc.errno},
+            )
+            why = "spool disk is full" if exc.errno in DISK_FULL else "cannot write the spool"
+            raise OutOfResources(why) from exc
+        raise
+    return size
+
+
+def check_header(path: Path, sop_class: str, sop_instance: str) -> None:
+    """The data set must parse and name the same SOP class and instance as the request."""
+    try:
+        # Large values (a hostile private element) are skipped over, never read into memory.
+        ds = dcmread(path, stop_before_pixels=True, defer_size=MB)
+        ds_class = str(ds.get("SOPClassUID", "") or "")
+        ds_instance = str(ds.get("SOPInstanceUID", "") or "")
+    except Exception as exc:
+        raise CannotUnderstand("data set cannot be parsed") from exc
+    if not ds_class or not ds_instance:
+        raise CannotUnderstand("data set has no SOP Class or SOP Instance UID")
+    if ds_class != sop_class:
+        raise DataSetMismatch("SOP Class UID differs from the C-STORE request")
+    if ds_instance != sop_instance:
+        raise DataSetMismatch("SOP Instance UID differs from the C-STORE request")
+
+
+def sweep(folders: list[Path]) -> None:
+    """Remove what a previous run left in ``folders``: at start no association is running."""
+    files = size = 0
+    for folder in folders:
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    length = path.stat().st_size
+                    path.unlink()
+                    files, size = files + 1, size + length
+    if files:
+        logger.warning(
+            "removed %d orphaned file(s) (%d bytes) from the spool",
+            files,
+            size,
+            extra={"event": "dicom.spool.swept", "files": files, "bytes": size},
+        )
+
+
+def full_disk(folders: tuple[Path, ...], min_free: int, need: int) -> Path | None:
+    """The first of ``folders`` whose disk would keep less than ``min_free`` bytes free after
+    ``need`` more (0: no watermark); a folder that is not mounted is as good as full."""
+    if not min_free:
+        return None
+    for folder in folders:
+        try:
+            if shutil.disk_usage(folder).free - need < min_free:
+                return folder
+        except OSError:
+            return folder
+    return None

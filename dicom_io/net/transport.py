@@ -1,0 +1,336 @@
+"""The SCP's transport: pynetdicom's server and socket, bounded against hostile peers.
+
+Hostile peers are bounded before they cost memory, disk or association slots:
+
+- A connection from a host outside ``allowed_hosts``, or from a host that already holds
+  ``max_associations_per_host`` connections, is closed at accept, before a byte is read.
+- The whole association request (TLS handshake included) must arrive within
+  ``acse_timeout`` of the accept, however slowly it trickles in; a PDU that stalls for
+  ``network_timeout`` after that is dropped too.
+- A PDU longer than twice the announced maximum (1 MiB at least), or a data set of more than
+  ``max_dataset_bytes``, aborts the association (A-ABORT) as its bytes arrive; pynetdicom's
+  temporary file of the data set lives in the spool's ``tmp`` folder and is removed.
+- A Deflated data set is inflated in a stream with its output counted, and spooled as Explicit
+  VR Little Endian: one that inflates beyond ``max_dataset_bytes`` is refused with 0xC000 and
+  no later header read ever inflates anything.
+- At start the spool's ``tmp`` folder is emptied (no association runs yet), and with
+  ``sweep_incoming`` so is ``incoming``: for a handler that moves every file it acknowledges
+  (the node's), what is left there was never acknowledged, and the sender sends it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from dicom_io.net.spool import MB
+
+logger = logging.getLogger(__name__)
+
+
+# A PDU may be this much larger than the maximum we announce (or 1 MiB, whichever is more)
+# before the association is aborted instead of the PDU being read: the length field is 32 bits.
+PDU_SLACK = 2
+MIN_PDU_LIMIT = MB
+UNLIMITED_PDU_LIMIT = 64 * MB  # when no maximum is announced (max_pdu_size 0)
+_MAX_COMMAND_BYTES = MB  # a command set is a few hundred bytes
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one association may make the SCP read."""
+
+    max_pdu_bytes: int  # the length field of one PDU
+    max_dataset_bytes: int  # the data set of one DIMSE message, as received
+
+
+class GuardedSocket(AssociationSocket):
+    """pynetdicom's association socket, counting what the peer sends as it arrives.
+
+    pynetdicom's DUL reads a PDU as ``recv(6)`` (type and length) then ``recv(length)``, and
+    buffers the whole PDU; the DIMSE layer then appends the data set's fragments to a file
+    (or, for other messages, to memory) without limit. This socket sees both reads: a PDU
+    longer than ``max_pdu_bytes``, or a DIMSE message whose data set passes
+    ``max_dataset_bytes``, makes it send an A-ABORT, shut the connection down and return a
+    short read, which pynetdicom handles as a closed connection (the partial file is removed).
+    """
+
+    limits: Limits
+    reading_since: float | None  # monotonic time a PDU read began, while one is in progress
+    tripped: bool
+    _pdu_type: int | None  # of the PDU whose header was read and whose body comes next
+    _dataset_bytes: int
+    _command_bytes: int
+
+    @classmethod
+    def adopt(cls, sock: AssociationSocket, limits: Limits) -> GuardedSocket:
+        sock.__class__ = cls
+        guarded = cast(GuardedSocket, sock)
+        guarded.limits = limits
+        guarded.reading_since = None
+        guarded.tripped = False
+        guarded._pdu_type = None
+        guarded._dataset_bytes = 0
+        guarded._command_bytes = 0
+        return guarded
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        if self.tripped:
+            return bytearray()
+        self.reading_since = time.monotonic()
+        try:
+            return self._recv(nr_bytes)
+        finally:
+            self.reading_since = None
+
+    def _recv(self, nr_bytes: int) -> bytearray:
+        if self._pdu_type is None:  # the PDU header: type, reserved, length
+            data = super().recv(nr_bytes)
+            if len(data) == 6:
+                pdu_type, _, length = struct.unpack(">BBL", data)
+                if length > self.limits.max_pdu_bytes:
+                    self._trip(f"PDU of {length} bytes", length, 0x06)
+                else:
+                    self._pdu_type = pdu_type
+            return data
+        pdu_type, self._pdu_type = self._pdu_type, None
+        data = super().recv(nr_bytes)
+        if pdu_type == 0x04 and len(data) == nr_bytes and not self._count(data):
+            return bytearray()
+        return data
+
+    def _count(self, body: bytearray) -> bool:
+        """Account for the PDVs of one P-DATA-TF; False once a limit is passed."""
+        at = 0
+        while at + 6 <= len(body):
+            (item_length,) = struct.unpack_from(">L", body, at)
+            control = body[at + 5]
+            fragment = max(item_length - 2, 0)
+            at += 4 + item_length
+            if control & 0x01:  # command set
+                self._command_bytes += fragment
+                if self._command_bytes > _MAX_COMMAND_BYTES:
+                    self._trip("command set too large", self._command_bytes, 0x00)
+                    return False
+                if control & 0x02:  # its last fragment: a new message's data set may follow
+                    self._command_bytes = self._dataset_bytes = 0
+            else:
+                self._dataset_bytes += fragment
+                if self._dataset_bytes > self.limits.max_dataset_bytes:
+                    cap_mb = self.limits.max_dataset_bytes // MB
+                    self._trip(f"data set larger than {cap_mb} MB", self._dataset_bytes, 0x00)
+                    return False
+        return True
+
+    def _trip(self, why: str, size: int, reason: int) -> None:
+        """A-ABORT (source: service provider) and hang up; every later read is empty."""
+        self.tripped = True
+        host = self.assoc.requestor.address
+        logger.warning(
+            "association from %s aborted: %s",
+            host,
+            why,
+            extra={
+                "event": "dicom.association.aborted",
+                "peer_host": host,
+                "reason": why,
+                "bytes": size,
+            },
+        )
+        raw = self.socket
+        if raw is None:
+            return
+        with contextlib.suppress(OSError):
+            raw.settimeout(2)  # the peer may not read: never block on it
+            raw.sendall(bytes((0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, reason)))
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(raw, socket.SHUT_RDWR)
+
+
+class GuardedRequestHandler(RequestHandler):
+    """pynetdicom's request handler, with the guarded socket and the association kept."""
+
+    assoc: Association | None = None
+
+    def handle(self) -> None:
+        server = cast(AssociationServer, self.server)
+        assoc = self._create_association()
+        GuardedSocket.adopt(cast(AssociationSocket, assoc.dul.socket), server.limits)
+        evt.trigger(assoc, evt.EVT_CONN_OPEN, {"address": self.client_address})
+        self.assoc = assoc
+        assoc.start()
+
+
+class AssociationServer(ThreadedAssociationServer):
+    """pynetdicom's server, hardened against peers that connect but do not play along.
+
+    - The host allow-list and the per-host cap are applied at accept (``verify_request``):
+      a refused connection is closed before a byte of it is read, and takes no slot.
+    - The TLS handshake runs in the connection's own thread, bounded by ``handshake_timeout``
+      (pynetdicom wraps in the accept loop, so one silent client stops every other).
+    - The connection's thread then watches its association: the A-ASSOCIATE-RQ must be in
+      within ``request_deadline`` of the accept (pynetdicom's timers restart as bytes trickle
+      in, and its reader blocks inside a PDU), and a PDU read stalled for ``stall_timeout``
+      ends the connection too.
+    - Connection errors are logged in one line instead of a traceback on stderr.
+    """
+
+    handshake_timeout: float | None = 30.0
+    request_deadline: float = 30.0
+    stall_timeout: float | None = 60.0
+    host_allowed: Callable[[str], bool] | None = None
+    max_per_host: int = 0
+    tmp_dir: Path | None = None
+    limits = Limits(max_pdu_bytes=UNLIMITED_PDU_LIMIT, max_dataset_bytes=512 * MB)
+    # stop() must not wait for a connection thread stuck in a handshake; nor must exit.
+    block_on_close = False
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._per_host: dict[str, int] = {}
+        self._per_host_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        assert self.socket is not None
+        client_socket, address = self.socket.accept()
+        return client_socket, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        host = peer_host(client_address)
+        if self.host_allowed is not None and not self.host_allowed(host):
+            why = "host not allowed"
+        else:
+            with self._per_host_lock:
+                held = self._per_host.get(host, 0)
+                if not self.max_per_host or held < self.max_per_host:
+                    self._per_host[host] = held + 1
+                    return True
+            why = f"host already holds {held} connection(s)"
+        logger.warning(
+            "connection from %s refused: %s",
+            host,
+            why,
+            extra={"event": "dicom.connection.refused", "peer_host": host, "reason": why},
+        )
+        return False  # socketserver closes it
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: give the slot back
+            self._release(peer_host(client_address))
+            raise
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        accepted = time.monotonic()
+        try:
+            if self.ssl_context is not None:
+                request.settimeout(self.handshake_timeout)
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            handler = cast(Any, self.RequestHandlerClass)(request, client_address, self)
+            assoc = getattr(handler, "assoc", None)
+            if assoc is not None:
+                self._watch(assoc, request, accepted)
+        finally:
+            self._release(peer_host(client_address))
+
+    def _watch(self, assoc: Association, request: socket.socket, accepted: float) -> None:
+        """Wait for the association to end, dropping the connection of a peer that dawdles."""
+        deadline = accepted + self.request_deadline
+        sock = assoc.dul.socket
+        dropped = False
+        while assoc.is_alive():
+            assoc.join(0.2)
+            if dropped or not assoc.is_alive():
+                continue
+            now = time.monotonic()
+            since = getattr(sock, "reading_since", None)
+            if assoc.requestor.primitive is None and now > deadline:
+                why = f"association request not complete within {self.request_deadline:g} s"
+            elif self.stall_timeout and since is not None and now - since > self.stall_timeout:
+                why = f"a PDU stalled for more than {self.stall_timeout:g} s"
+            else:
+                continue
+            host = assoc.requestor.address
+            logger.warning(
+                "connection from %s dropped: %s",
+                host,
+                why,
+                extra={"event": "dicom.connection.dropped", "peer_host": host, "reason": why},
+            )
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(request, socket.SHUT_RDWR)
+            dropped = True
+
+    def _release(self, host: str) -> None:
+        with self._per_host_lock:
+            held = self._per_host.get(host, 0) - 1
+            if held > 0:
+                self._per_host[host] = held
+            else:
+                self._per_host.pop(host, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        logger.warning(
+            "connection from %s failed: %s",
+            host,
+            exc,
+            extra={"event": "dicom.connection.error", "peer_host": host},
+        )
+
+    def shutdown(self) -> None:
+        # Not AssociationServer.shutdown: this server is not registered in AE._servers.
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+
+def peer_host(address: Any) -> str:
+    return str(address[0]) if isinstance(address, tuple) else str(address)
+
+
+def in_networks(host: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def resolve_hosts(hosts: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """IP addresses, networks (CIDR) and host names (resolved now) as a list of networks."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in hosts:
+        entry = entry.strip()
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            raise ValueError(f"allowed host {entry!r} cannot be resolved: {exc}") from exc
+        for info in infos:
+            networks.append(ipaddress.ip_network(str(info[4][0]).split("%", 1)[0]))
+    return networks
