@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import ModelBundle
 from .cnn import INPUT_SIZE, predict_with_features
 from .crops import crop_joint
-from .detection import CascadeDetector, working_image
-from .identify import Detection, identify
+from .detection.cascade import CascadeDetector, working_image
+from .detection.hands import find_hands, load_keypoint_net
+from .detection.identify import Detection, identify
+from .detection.keypoints import KeypointNet
 from .joints import JOINT_NAMES, joint_type
-from .keypoint_detection import find_hands, load_keypoint_net
-from .keypoints import KeypointNet
+from .model.bundle import ModelBundle
 
 #: assumed when the image carries no pixel spacing (typical of CR hand plates)
 FALLBACK_SPACING_MM = 0.15

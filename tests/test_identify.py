@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.identify import Detection, HandTemplate, identify
+from scoring.detection.identify import Detection, HandTemplate, identify
 from scoring.phantom import PhantomConfig, generate_image
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.bundle import DEFAULT_MODEL_DIR
-from scoring.hand_geometry import place_template
-from scoring.identify import HandTemplate
+from scoring.detection.geometry import place_template
+from scoring.detection.hands import MIN_JOINTS_PER_HAND, _fit, _side, _split_hands
+from scoring.detection.identify import HandTemplate
+from scoring.detection.keypoints import HEATMAP, INPUT, Peak, find_peaks, heatmap_targets, letterbox
 from scoring.joints import JOINT_NAMES
-from scoring.keypoint_detection import MIN_JOINTS_PER_HAND, _fit, _side, _split_hands
-from scoring.keypoints import HEATMAP, INPUT, Peak, find_peaks, heatmap_targets, letterbox
+from scoring.model import DEFAULT_MODEL_DIR
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +98,8 @@ def test_a_far_outlier_is_dropped_and_the_rest_kept(template: HandTemplate) -> N
 
 
 def test_a_turned_hand_maps_back_to_the_image() -> None:
-    from scoring.hand_geometry import PlacedHand
-    from scoring.keypoint_detection import FoundHand, _turn_back
+    from scoring.detection.geometry import PlacedHand
+    from scoring.detection.hands import FoundHand, _turn_back
 
     grey = np.zeros((30, 50), np.float32)  # rows, columns
     grey[4, 7] = 1.0

@@ -13,14 +13,8 @@ import cv2
 import pytest
 from landmark_fixture import FIXTURE_IMAGES, write_dha_fixture
 
-from scoring.evaluation.landmarks import (
-    HandLandmarks,
-    Prediction,
-    bootstrap_rate,
-    evaluate_landmarks,
-    joint_name,
-    match_image,
-)
+from scoring.evaluation.landmark_match import HandLandmarks, Prediction, joint_name, match_image
+from scoring.evaluation.landmarks import bootstrap_rate, evaluate_landmarks
 from worker.lab.evaluate_landmarks import load_landmarked, sheet_size
 from worker.lab.real_images import real_split
 

@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from scoring.evaluation import ImageComparison, PredictedJoint, TrueJoint, evaluate
-from scoring.metrics import (
+from scoring.evaluation.metrics import (
     close_agreement,
     confusion_matrix,
     exact_agreement,
@@ -15,6 +14,7 @@ from scoring.metrics import (
     quadratic_weighted_kappa,
     sensitivity_specificity,
 )
+from scoring.evaluation.scores import ImageComparison, PredictedJoint, TrueJoint, evaluate
 
 
 def test_exact_and_close_agreement() -> None:

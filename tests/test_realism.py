@@ -1,12 +1,12 @@
-"""scoring.realism's statistics on synthetic clips whose answers are known."""
+"""scoring.evaluation.realism's statistics on synthetic clips whose answers are known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scoring import realism
 from scoring.cnn import to_tensor
+from scoring.evaluation import realism
 
 
 def _u8(x: np.ndarray) -> np.ndarray:

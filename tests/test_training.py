@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from landmark_fixture import write_dha_fixture
 
-from scoring.bundle import REQUIRED, ModelBundle
+from scoring.model import REQUIRED, ModelBundle
 from scoring.pipeline import Scorer
 
 RASCORE = str(Path(sys.executable).with_name("rascore"))

@@ -7,7 +7,7 @@ a circle of radius ρ, the base a concentric cup of radius ρ + gap, so the join
 even when the finger bends. JSN narrows it at one margin (focal) or all across, shifts it
 (subluxation), closes it with a bony
 bridge (ankylosis) or dislocates (luxation) that arrangement; erosions cut defects into the
-bone ends. A :class:`Pose` then mirrors, turns and moves the hand into the image.
+bone ends. A :class:`~.hand.Pose` then mirrors, turns and moves the hand into the image.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .disease import JointScore, split_erosion
+from .hand import Hand, JointGeometry
+from .lesions import JointPlan, plan_jsn, surface_defects
 from .model import Side
 from .render import Defect, EllipsoidBone, End, TubeBone
 
@@ -63,108 +65,6 @@ _CARPALS: tuple[tuple[str, float, float, float, float, float], ...] = (
 
 
 @dataclass(frozen=True)
-class Pose:
-    """Hand frame → image frame (mm): optional mirror, rotation, translation.
-
-    The image frame has y downwards, so a hand with fingers up is already a reflection of the
-    hand frame; ``parity`` says whether the whole map keeps (+1) or flips (-1) handedness, which
-    decides on which side of a bone "v > 0" lands.
-    """
-
-    mirror: bool  #: mirror x (thumb towards image -x)
-    angle_deg: float  #: rotation, positive = counter-clockwise on screen
-    offset: tuple[float, float]  #: image position (mm) of the hand frame's origin
-
-    @property
-    def matrix(self) -> np.ndarray:
-        flip = np.array([[-1.0 if self.mirror else 1.0, 0.0], [0.0, -1.0]])
-        t = math.radians(self.angle_deg)
-        rot = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
-        return rot @ flip
-
-    @property
-    def parity(self) -> int:
-        return 1 if np.linalg.det(self.matrix) > 0 else -1
-
-    def point(self, p: tuple[float, float] | np.ndarray) -> tuple[float, float]:
-        q = self.matrix @ np.asarray(p, dtype=float) + np.asarray(self.offset)
-        return float(q[0]), float(q[1])
-
-    def vector(self, d: tuple[float, float]) -> tuple[float, float]:
-        q = self.matrix @ np.asarray(d, dtype=float)
-        return float(q[0]), float(q[1])
-
-
-@dataclass(frozen=True)
-class JointGeometry:
-    """A scored joint in the hand frame, mm, with everything its truth record needs."""
-
-    name: str
-    center: tuple[float, float]
-    axis: tuple[float, float]  #: distal bone's axis
-    half_extent: float  #: half the side of the joint's square box
-    score: JointScore
-    form: str
-    surfaces: tuple[int, int]
-    gap: float
-    normal_gap: float
-    width: float
-    osteopenia: float
-    swelling: float
-
-
-@dataclass
-class Hand:
-    """Everything drawn for one hand, in the hand frame until :meth:`posed`."""
-
-    side: Side
-    tubes: list[TubeBone]
-    carpals: list[EllipsoidBone]
-    joints: list[JointGeometry]
-    strokes: list[tuple[np.ndarray, float]]  #: soft tissue: (points, half-width)
-    polygons: list[np.ndarray]
-    #: swellings: (centre, (half-length along the finger, half-width across), finger axis)
-    blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]]
-
-    def extent(self, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
-        """Image-frame corners of the posed hand, leaving out the forearm below the wrist."""
-        pts = [p for stroke, _ in self.strokes for p in stroke]
-        pts += [p for poly in self.polygons for p in poly if p[1] > -40]
-        arr = np.asarray(pts) @ pose.matrix.T + np.asarray(pose.offset)
-        return arr.min(axis=0), arr.max(axis=0)
-
-    def posed(self, pose: Pose) -> Hand:
-        """The same hand in the image frame."""
-        sign = pose.parity
-
-        def end(e: End) -> End:
-            return replace(e, tilt=e.tilt * sign, focal=e.focal * sign)
-
-        tubes = [
-            replace(
-                t,
-                origin=pose.point(t.origin),
-                axis=pose.vector(t.axis),
-                base=end(t.base),
-                head=end(t.head),
-                defects=tuple(replace(d, v=d.v * sign) for d in t.defects),
-            )
-            for t in self.tubes
-        ]
-        carpals = [
-            replace(c, center=pose.point(c.center), axis=pose.vector(c.axis)) for c in self.carpals
-        ]
-        joints = [
-            replace(j, center=pose.point(j.center), axis=pose.vector(j.axis)) for j in self.joints
-        ]
-        m, off = pose.matrix, np.asarray(pose.offset)
-        strokes = [(pts @ m.T + off, half) for pts, half in self.strokes]
-        polygons = [poly @ m.T + off for poly in self.polygons]
-        blobs = [(pose.point(c), axes, pose.vector(d)) for c, axes, d in self.blobs]
-        return Hand(self.side, tubes, carpals, joints, strokes, polygons, blobs)
-
-
-@dataclass(frozen=True)
 class PatientAnatomy:
     """Per-patient proportions, shared by both hands (each hand adds a little of its own)."""
 
@@ -201,117 +101,6 @@ def _rot90(a: tuple[float, float]) -> tuple[float, float]:
     return -a[1], a[0]
 
 
-@dataclass
-class _JointPlan:
-    """How one joint is to be drawn, before the bones exist."""
-
-    gap: float
-    form: str
-    focal: float = 0.0
-    lateral: float = 0.0
-    proximal: float = 0.0
-    bend: float = 0.0
-    fused: bool = False
-    head_collapse: float = 0.0
-    base_collapse: float = 0.0
-    head_defects: tuple[Defect, ...] = ()
-    base_defects: tuple[Defect, ...] = ()
-    surfaces: tuple[int, int] = (0, 0)
-    osteopenia: float = 0.0
-    swelling: float = 0.0
-
-
-def _plan_jsn(
-    rng: np.random.Generator, jsn: int, kind: str, normal_gap: float, base_width: float
-) -> _JointPlan:
-    """Joint space for a JSN grade (SvdH): 1 focal, 2 >50 % left, 3 <50 % or subluxed, 4 gone."""
-    if jsn == 0:
-        return _JointPlan(gap=normal_gap * rng.uniform(0.92, 1.08), form="normal")
-    if jsn == 1:
-        # normal in the middle, narrowed towards one margin only
-        gap = normal_gap * rng.uniform(0.88, 1.0)
-        side = 1.0 if rng.random() < 0.5 else -1.0
-        return _JointPlan(gap=gap, form="focal", focal=side * gap * rng.uniform(0.55, 0.75))
-    if jsn == 2:
-        return _JointPlan(gap=normal_gap * rng.uniform(0.56, 0.72), form="generalised")
-    if jsn == 3:
-        if rng.random() < 0.3:
-            side = 1.0 if rng.random() < 0.5 else -1.0
-            return _JointPlan(
-                gap=normal_gap * rng.uniform(0.2, 0.4),
-                form="subluxation",
-                lateral=side * base_width * rng.uniform(0.28, 0.42),
-                bend=side * rng.uniform(4, 12),
-            )
-        return _JointPlan(gap=normal_gap * rng.uniform(0.1, 0.4), form="generalised")
-    ankylosis_share = 0.55 if kind != "MCP" else 0.3
-    if rng.random() < ankylosis_share:
-        return _JointPlan(gap=0.0, form="ankylosis", fused=True)
-    side = 1.0 if rng.random() < 0.5 else -1.0
-    return _JointPlan(
-        gap=normal_gap,
-        form="luxation",
-        lateral=side * base_width * rng.uniform(0.9, 1.15),
-        proximal=base_width * rng.uniform(0.25, 0.5),
-        bend=side * rng.uniform(8, 20),
-    )
-
-
-def _surface_defects(
-    rng: np.random.Generator, score: int, width: float, at_head: bool, length: float, end: End
-) -> tuple[tuple[Defect, ...], float]:
-    """Erosions of one bone surface for its score (0, 1, 2, 3 or 5), and its collapse depth.
-
-    1: one discrete marginal erosion; 2: larger, under half the surface; 3: past the middle of
-    the bone; 5: the surface collapsed.
-    """
-    if score == 0:
-        return (), 0.0
-    half = 0.5 * width
-
-    def at(v: float, back: float, ru: float, rv: float) -> Defect:
-        into = float(end.depth_into_bone(np.array([v]), half)[0])
-        u = length - into - back if at_head else into + back
-        return Defect(u=u, v=v, ru=ru, rv=rv, depth=float(rng.uniform(0.7, 0.92)))
-
-    side = 1.0 if rng.random() < 0.5 else -1.0
-
-    def bite(v_from: float, v_to: float, size: float, back: float) -> list[Defect]:
-        """An irregular bite of lost bone along the surface from ``v_from`` to ``v_to``."""
-        count = max(int(abs(v_to - v_from) / (0.6 * size)) + 1, 1)
-        return [
-            at(
-                float(v) + float(rng.normal(0, 0.08 * size)),
-                back * float(rng.uniform(0.7, 1.3)),
-                0.5 * size * float(rng.uniform(0.85, 1.15)),
-                0.5 * size * float(rng.uniform(0.85, 1.15)),
-            )
-            for v in np.linspace(v_from, v_to, count)
-        ]
-
-    if score == 1:  # discrete: one small marginal erosion
-        d = width * rng.uniform(0.17, 0.23)
-        return tuple(bite(side * (half - 0.2 * d), side * (half - 0.2 * d), d, 0.3 * d)), 0.0
-    if score == 2:  # larger, under half the surface
-        if rng.random() < 0.5:
-            d = width * rng.uniform(0.24, 0.3)
-            return tuple(bite(side * (half - 0.2 * d), side * (half - 0.9 * d), d, 0.3 * d)), 0.0
-        d = width * rng.uniform(0.2, 0.25)
-        return tuple(
-            bite(half - 0.2 * d, half - 0.2 * d, d, 0.3 * d)
-            + bite(-(half - 0.2 * d), -(half - 0.2 * d), d, 0.3 * d)
-        ), 0.0
-    if score == 3:  # from the margin to beyond the middle of the bone
-        d = width * rng.uniform(0.26, 0.32)
-        reach = width * rng.uniform(0.08, 0.18)
-        return tuple(bite(side * (half - 0.2 * d), -side * reach, d, 0.25 * d)), 0.0
-    # 5: the joint surface has collapsed, with ragged remnants beneath it
-    depth = width * rng.uniform(0.3, 0.42)
-    d = width * 0.22
-    v1 = float(rng.uniform(-0.5, 0.0)) * half
-    return tuple(bite(v1, v1 + 0.6 * half, d, depth + 0.15 * d)), depth
-
-
 def build_hand(
     rng: np.random.Generator,
     side: Side,
@@ -320,21 +109,60 @@ def build_hand(
     severity: float,
 ) -> Hand:
     """One hand, in the hand frame, with the disease of ``scores`` drawn into it."""
-    sc, ws = anatomy.scale, anatomy.width_scale * anatomy.scale
-    tubes: list[TubeBone] = []
-    joints: list[JointGeometry] = []
-    strokes: list[tuple[np.ndarray, float]] = []
-    blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = []
-    hand_spread = rng.uniform(0.6, 1.3)
-    swell_p = 1 / (1 + math.exp(-(severity - 0.5) * 1.5)) * 0.5
+    builder = _HandBuilder(rng, side, anatomy, scores, severity)
+    for ray in (1, 2, 3, 4, 5):
+        builder.add_ray(ray)
+    return builder.finish()
 
-    def widths(kind: str, ray: int) -> tuple[float, float, float]:
-        f = _RAY_WIDTH[ray] * ws * rng.normal(1.0, 0.025)
+
+@dataclass(frozen=True)
+class _Bone:
+    """The bone about to be laid along a ray, with its base as the joint below it left it."""
+
+    origin: tuple[float, float]
+    axis: tuple[float, float]
+    angle: float  #: degrees from the hand's axis towards the thumb
+    length: float
+    widths: tuple[float, float, float]  #: base, shaft, head
+    base: End
+    defects: tuple[Defect, ...] = ()  #: erosions of the base
+    osteopenia: float = 0.0  #: periarticular loss at the base
+
+
+class _HandBuilder:
+    """Lays one hand's bones ray by ray, joint by joint, and its soft tissue around them.
+
+    The random draws are taken in one fixed order (a seed gives the same hand): keep it when
+    changing anything here, or every phantom set changes.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        side: Side,
+        anatomy: PatientAnatomy,
+        scores: dict[str, JointScore],
+        severity: float,
+    ) -> None:
+        self.rng, self.side, self.anatomy = rng, side, anatomy
+        self.scores, self.severity = scores, severity
+        self.sc, self.ws = anatomy.scale, anatomy.width_scale * anatomy.scale
+        self.tubes: list[TubeBone] = []
+        self.joints: list[JointGeometry] = []
+        self.strokes: list[tuple[np.ndarray, float]] = []
+        self.blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = []
+        self.hand_spread = rng.uniform(0.6, 1.3)
+        self.swell_p = 1 / (1 + math.exp(-(severity - 0.5) * 1.5)) * 0.5
+
+    def widths(self, kind: str, ray: int) -> tuple[float, float, float]:
+        f = _RAY_WIDTH[ray] * self.ws * self.rng.normal(1.0, 0.025)
         b, s, h = WIDTHS[kind]
         return b * f, s * f, h * f
 
-    for ray in (1, 2, 3, 4, 5):
-        lengths = anatomy.lengths[ray]
+    def add_ray(self, ray: int) -> None:
+        """A metacarpal and its phalanges, each joint drawn as planned, and the finger's skin."""
+        rng, sc = self.rng, self.sc
+        lengths = self.anatomy.lengths[ray]
         thumb = ray == 1
         kinds = ("MC1", "PP1", "DP1") if thumb else ("MC", "PP", "MP", "DP")
         bone_lengths = [lengths[0], lengths[1], lengths[3]] if thumb else list(lengths)
@@ -342,217 +170,248 @@ def build_hand(
         joint_names: tuple[str | None, ...] = (
             ("MCP1", "IP") if thumb else (f"MCP{ray}", f"PIP{ray}", None)
         )
-
         bx, by = _MC_BASE[ray]
         origin = (bx * sc + rng.normal(0, 0.6), by * sc + rng.normal(0, 0.6))
         angle = _MC_ANGLE[ray] + rng.normal(0, 2.0) + (rng.normal(0, 4) if thumb else 0.0)
-        axis = _unit(angle)
-        w_prev = widths(kinds[0], ray)
-        length = bone_lengths[0] * sc
-        base_end = End("flat", plate=False)
-        bone_defects: tuple[Defect, ...] = ()
-        base_osteo = 0.0
+        widths = self.widths(kinds[0], ray)
+        base = End("flat", plate=False)
+        bone = _Bone(origin, _unit(angle), angle, bone_lengths[0] * sc, widths, base)
         finger_points = [np.array(origin)]
-
         for k in range(1, len(kinds)):
-            kind_name = joint_kinds[k - 1]
-            jname = joint_names[k - 1]
-            jtype = "MCP" if kind_name.startswith("MCP") else kind_name
-            w_next = widths(kinds[k], ray)
-            normal_gap = _GAP[kind_name] * sc * anatomy.gap_scale
-            rho = _HEAD_RADIUS[kind_name] * w_prev[2]
-            if jname is not None:
-                score = scores[jname]
-                plan = _plan_jsn(rng, score.jsn, jtype, normal_gap, w_next[0])
-                plan.surfaces = split_erosion(rng, score.erosion)
-                if rng.random() < 0.25 + 0.5 * swell_p:
-                    plan.osteopenia = float(
-                        np.clip(rng.normal(0.2 + 0.12 * severity, 0.1), 0, 0.55)
-                    )
-                if rng.random() < swell_p:
-                    plan.swelling = float(rng.uniform(1.5, 4.0)) * sc
-            else:
-                plan = _JointPlan(gap=normal_gap * rng.uniform(0.9, 1.1), form="normal")
-
-            fused = plan.fused
-            head_end = End("convex", radius=rho, plate=not fused, fade=not fused)
-            head_defects, head_collapse = _surface_defects(
-                rng, plan.surfaces[0], w_prev[2], True, length, head_end
-            )
-            if head_collapse:
-                head_end = replace(
-                    head_end,
-                    collapse=head_collapse,
-                    plate=False,
-                    phases=tuple(float(x) for x in rng.uniform(0, 2 * math.pi, 4)),
-                )
-            tubes.append(
-                TubeBone(
-                    name=f"{side}_{kinds[k - 1]}{'' if thumb else ray}",
-                    origin=origin,
-                    axis=axis,
-                    length=length,
-                    width_base=w_prev[0],
-                    width_shaft=w_prev[1],
-                    width_head=w_prev[2],
-                    cortex=_CORTEX[kinds[k - 1]] * ws,
-                    base=base_end,
-                    head=head_end,
-                    density=anatomy.density,
-                    osteopenia_base=base_osteo,
-                    osteopenia_head=plan.osteopenia,
-                    defects=bone_defects + head_defects,
-                )
-            )
-
-            # Where the distal bone goes.
-            apex = (origin[0] + length * axis[0], origin[1] + length * axis[1])
-            centre = (apex[0] - rho * axis[0], apex[1] - rho * axis[1])
-            spread = _SPREAD[ray] * hand_spread if k == 1 else rng.normal(0, 2.0)
-            next_angle = angle + spread + rng.normal(0, 2.5) + plan.bend
-            next_axis = _unit(next_angle)
-            n = _rot90(next_axis)
-            cup = rho + (plan.gap if not fused else 0.0)
-            base_end = End("concave", radius=cup, focal=plan.focal, plate=not fused, fade=not fused)
-            base_defects, base_collapse = _surface_defects(
-                rng, plan.surfaces[1], w_next[0], False, 0.0, base_end
-            )
-            if base_collapse:
-                base_end = replace(
-                    base_end,
-                    collapse=base_collapse,
-                    plate=False,
-                    phases=tuple(float(x) for x in rng.uniform(0, 2 * math.pi, 4)),
-                )
-            along = cup - head_collapse - base_collapse - plan.proximal
-            next_origin = (
-                centre[0] + along * next_axis[0] + plan.lateral * n[0],
-                centre[1] + along * next_axis[1] + plan.lateral * n[1],
-            )
-            if jname is not None:
-                head_surface = (
-                    apex[0] - head_collapse * axis[0],
-                    apex[1] - head_collapse * axis[1],
-                )
-                base_surface = (
-                    next_origin[0] + base_collapse * next_axis[0],
-                    next_origin[1] + base_collapse * next_axis[1],
-                )
-                mid = (
-                    0.5 * (head_surface[0] + base_surface[0]),
-                    0.5 * (head_surface[1] + base_surface[1]),
-                )
-                spread_ends = math.dist(head_surface, base_surface)
-                half = 0.8 * max(w_prev[2], w_next[0]) + 0.5 * spread_ends
-                joints.append(
-                    JointGeometry(
-                        name=jname,
-                        center=mid,
-                        axis=next_axis,
-                        half_extent=half,
-                        score=scores[jname],
-                        form=plan.form,
-                        surfaces=plan.surfaces,
-                        gap=plan.gap,
-                        normal_gap=normal_gap,
-                        width=w_prev[2],
-                        osteopenia=plan.osteopenia,
-                        swelling=plan.swelling,
-                    )
-                )
-                if plan.swelling > 0:
-                    along_axis = 0.9 * w_prev[2] + 2.0
-                    across = 0.5 * w_prev[2] + 2.5 * sc + plan.swelling
-                    blobs.append((mid, (along_axis, across), next_axis))
+            name = f"{self.side}_{kinds[k - 1]}{'' if thumb else ray}"
+            joint = (joint_kinds[k - 1], joint_names[k - 1])
+            bone, apex = self._add_joint(ray, k, name, joint, kinds, bone_lengths[k], bone)
             finger_points.append(np.array(apex))
-            # flexion foreshortens the phalanx in a PA projection
-            length = bone_lengths[k] * sc * math.cos(math.radians(rng.uniform(0, 22)))
-            origin, axis, angle = next_origin, next_axis, next_angle
-            w_prev = w_next
-            bone_defects = base_defects
-            base_osteo = plan.osteopenia
-
-        tip_end = End("tuft", plate=False)
-        tubes.append(
-            TubeBone(
-                name=f"{side}_{kinds[-1]}{'' if thumb else ray}",
-                origin=origin,
-                axis=axis,
-                length=length,
-                width_base=w_prev[0],
-                width_shaft=w_prev[1],
-                width_head=w_prev[2],
-                cortex=_CORTEX[kinds[-1]] * ws,
-                base=base_end,
-                head=tip_end,
-                density=anatomy.density,
-                osteopenia_base=base_osteo,
-                defects=bone_defects,
+        name = f"{self.side}_{kinds[-1]}{'' if thumb else ray}"
+        self.tubes.append(self._tube(name, kinds[-1], bone, End("tuft", plate=False)))
+        tip_reach = bone.length + 3.0
+        finger_points.append(
+            np.array(
+                (
+                    bone.origin[0] + tip_reach * bone.axis[0],
+                    bone.origin[1] + tip_reach * bone.axis[1],
+                )
             )
         )
-        tip = (origin[0] + (length + 3.0) * axis[0], origin[1] + (length + 3.0) * axis[1])
-        finger_points.append(np.array(tip))
-        pts = np.array(finger_points)
-        # soft tissue of the finger, segment by segment (palm covers the metacarpals)
+        self._finger_tissue(ray, kinds, np.array(finger_points))
+
+    def _add_joint(
+        self,
+        ray: int,
+        k: int,
+        name: str,
+        joint: tuple[str, str | None],
+        kinds: tuple[str, ...],
+        next_length: float,
+        bone: _Bone,
+    ) -> tuple[_Bone, tuple[float, float]]:
+        """Lay ``bone`` up to joint ``k`` of the ray and place the bone beyond it; returns that
+        bone and the apex of this one's head."""
+        rng, sc = self.rng, self.sc
+        kind_name, jname = joint
+        jtype = "MCP" if kind_name.startswith("MCP") else kind_name
+        w_next = self.widths(kinds[k], ray)
+        normal_gap = _GAP[kind_name] * sc * self.anatomy.gap_scale
+        rho = _HEAD_RADIUS[kind_name] * bone.widths[2]
+        plan = self._plan(jname, jtype, normal_gap, w_next[0])
+        fused = plan.fused
+        head = End("convex", radius=rho, plate=not fused, fade=not fused)
+        head, head_defects, head_collapse = self._eroded(
+            head, plan.surfaces[0], bone.widths[2], True, bone.length
+        )
+        self.tubes.append(self._tube(name, kinds[k - 1], bone, head, plan.osteopenia, head_defects))
+        # Where the distal bone goes.
+        axis = bone.axis
+        apex = (bone.origin[0] + bone.length * axis[0], bone.origin[1] + bone.length * axis[1])
+        centre = (apex[0] - rho * axis[0], apex[1] - rho * axis[1])
+        spread = _SPREAD[ray] * self.hand_spread if k == 1 else rng.normal(0, 2.0)
+        next_angle = bone.angle + spread + rng.normal(0, 2.5) + plan.bend
+        next_axis = _unit(next_angle)
+        n = _rot90(next_axis)
+        cup = rho + (plan.gap if not fused else 0.0)
+        base = End("concave", radius=cup, focal=plan.focal, plate=not fused, fade=not fused)
+        base, base_defects, base_collapse = self._eroded(
+            base, plan.surfaces[1], w_next[0], False, 0.0
+        )
+        along = cup - head_collapse - base_collapse - plan.proximal
+        next_origin = (
+            centre[0] + along * next_axis[0] + plan.lateral * n[0],
+            centre[1] + along * next_axis[1] + plan.lateral * n[1],
+        )
+        if jname is not None:
+            head_surface = (apex[0] - head_collapse * axis[0], apex[1] - head_collapse * axis[1])
+            base_surface = (
+                next_origin[0] + base_collapse * next_axis[0],
+                next_origin[1] + base_collapse * next_axis[1],
+            )
+            self._record_joint(
+                jname,
+                plan,
+                normal_gap,
+                (head_surface, base_surface),
+                next_axis,
+                (bone.widths[2], w_next[0]),
+            )
+        # flexion foreshortens the phalanx in a PA projection
+        length = next_length * sc * math.cos(math.radians(rng.uniform(0, 22)))
+        beyond = _Bone(
+            next_origin, next_axis, next_angle, length, w_next, base, base_defects, plan.osteopenia
+        )
+        return beyond, apex
+
+    def _plan(
+        self, jname: str | None, jtype: str, normal_gap: float, base_width: float
+    ) -> JointPlan:
+        """The joint's plan: its scores' lesions and confounders, or a healthy joint if unscored."""
+        rng = self.rng
+        if jname is None:
+            return JointPlan(gap=normal_gap * rng.uniform(0.9, 1.1), form="normal")
+        score = self.scores[jname]
+        plan = plan_jsn(rng, score.jsn, jtype, normal_gap, base_width)
+        plan.surfaces = split_erosion(rng, score.erosion)
+        if rng.random() < 0.25 + 0.5 * self.swell_p:
+            plan.osteopenia = float(np.clip(rng.normal(0.2 + 0.12 * self.severity, 0.1), 0, 0.55))
+        if rng.random() < self.swell_p:
+            plan.swelling = float(rng.uniform(1.5, 4.0)) * self.sc
+        return plan
+
+    def _eroded(
+        self, end: End, score: int, width: float, at_head: bool, length: float
+    ) -> tuple[End, tuple[Defect, ...], float]:
+        """A bone end with the erosions of its surface score, collapsed where the score is 5."""
+        defects, collapse = surface_defects(self.rng, score, width, at_head, length, end)
+        if collapse:
+            phases = tuple(float(x) for x in self.rng.uniform(0, 2 * math.pi, 4))
+            end = replace(end, collapse=collapse, plate=False, phases=phases)
+        return end, defects, collapse
+
+    def _tube(
+        self,
+        name: str,
+        kind: str,
+        bone: _Bone,
+        head: End,
+        osteopenia_head: float = 0.0,
+        head_defects: tuple[Defect, ...] = (),
+    ) -> TubeBone:
+        w = bone.widths
+        return TubeBone(
+            name=name,
+            origin=bone.origin,
+            axis=bone.axis,
+            length=bone.length,
+            width_base=w[0],
+            width_shaft=w[1],
+            width_head=w[2],
+            cortex=_CORTEX[kind] * self.ws,
+            base=bone.base,
+            head=head,
+            density=self.anatomy.density,
+            osteopenia_base=bone.osteopenia,
+            osteopenia_head=osteopenia_head,
+            defects=bone.defects + head_defects,
+        )
+
+    def _record_joint(
+        self,
+        jname: str,
+        plan: JointPlan,
+        normal_gap: float,
+        surfaces: tuple[tuple[float, float], tuple[float, float]],
+        axis: tuple[float, float],
+        widths: tuple[float, float],
+    ) -> None:
+        """The joint's truth record, centred between its two surfaces, and its swelling."""
+        (hx, hy), (bx, by) = surfaces
+        mid = (0.5 * (hx + bx), 0.5 * (hy + by))
+        half = 0.8 * max(widths) + 0.5 * math.dist(*surfaces)
+        self.joints.append(
+            JointGeometry(
+                name=jname,
+                center=mid,
+                axis=axis,
+                half_extent=half,
+                score=self.scores[jname],
+                form=plan.form,
+                surfaces=plan.surfaces,
+                gap=plan.gap,
+                normal_gap=normal_gap,
+                width=widths[0],
+                osteopenia=plan.osteopenia,
+                swelling=plan.swelling,
+            )
+        )
+        if plan.swelling > 0:
+            along_axis = 0.9 * widths[0] + 2.0
+            across = 0.5 * widths[0] + 2.5 * self.sc + plan.swelling
+            self.blobs.append((mid, (along_axis, across), axis))
+
+    def _finger_tissue(self, ray: int, kinds: tuple[str, ...], pts: np.ndarray) -> None:
+        """The finger's soft tissue, segment by segment (the palm covers the metacarpals)."""
+        sc, thumb = self.sc, ray == 1
         pad = 2.8 * sc
-        seg_width = [WIDTHS[k][0] * _RAY_WIDTH[ray] * ws for k in kinds]
+        seg_width = [WIDTHS[k][0] * _RAY_WIDTH[ray] * self.ws for k in kinds]
         for i in range(1, len(pts) - 1):
-            strokes.append(
+            self.strokes.append(
                 (pts[i : i + 2], 0.5 * seg_width[i] + pad + (4.0 if thumb else 0.0) * (i == 1))
             )
         if thumb:
-            strokes.append((pts[0:2], 0.5 * seg_width[0] + 7.0 * sc))
+            self.strokes.append((pts[0:2], 0.5 * seg_width[0] + 7.0 * sc))
 
-    # Radius and ulna, reaching below the image.
-    rw = ws * rng.normal(1.0, 0.03)
-    tubes.append(
-        TubeBone(
-            name=f"{side}_radius",
-            origin=(6.0 * sc, -130.0),
-            axis=(0.0, 1.0),
-            length=130.0 + 1.5 * sc,
-            width_base=15 * rw,
-            width_shaft=15 * rw,
-            width_head=24 * rw,
-            cortex=2.2 * rw,
-            base=End("flat", plate=False, fade=False),
-            # radial inclination: the radial side (-v for this axis) reaches further
-            head=End("radius", tilt=0.3, plate=True),
-            density=anatomy.density,
+    def finish(self) -> Hand:
+        """The forearm's bones, the carpals, the palm and forearm outlines: the whole hand."""
+        side, sc, ws, rng = self.side, self.sc, self.ws, self.rng
+        self.tubes += _forearm_bones(side, sc, ws * rng.normal(1.0, 0.03), self.anatomy.density)
+        carpals = [
+            EllipsoidBone(
+                name=f"{side}_{name}",
+                center=(x * sc + rng.normal(0, 0.4), y * sc + rng.normal(0, 0.4)),
+                axis=(math.cos(math.radians(ang)), math.sin(math.radians(ang))),
+                a=a * ws * 1.15,
+                b=b * ws * 1.15,
+                density=self.anatomy.density,
+            )
+            for name, x, y, a, b, ang in _CARPALS
+        ]
+        palm = _palm_polygon({t.name: t for t in self.tubes}, side, sc)
+        forearm = np.array(
+            [[-26 * sc, 8 * sc], [25 * sc, 8 * sc], [21 * sc, -160.0], [-24 * sc, -160.0]]
         )
-    )
-    tubes.append(
-        TubeBone(
-            name=f"{side}_ulna",
-            origin=(-13.5 * sc, -130.0),
-            axis=(0.0, 1.0),
-            length=130.0 - 0.5 * sc,
-            width_base=11 * rw,
-            width_shaft=11 * rw,
-            width_head=13 * rw,
-            cortex=2.0 * rw,
-            base=End("flat", plate=False, fade=False),
-            head=End("tuft", plate=True),
-            density=anatomy.density,
+        return Hand(
+            side, self.tubes, carpals, self.joints, self.strokes, [palm, forearm], self.blobs
         )
+
+
+def _forearm_bones(side: Side, sc: float, rw: float, density: float) -> list[TubeBone]:
+    """Radius and ulna, reaching below the image."""
+    radius = TubeBone(
+        name=f"{side}_radius",
+        origin=(6.0 * sc, -130.0),
+        axis=(0.0, 1.0),
+        length=130.0 + 1.5 * sc,
+        width_base=15 * rw,
+        width_shaft=15 * rw,
+        width_head=24 * rw,
+        cortex=2.2 * rw,
+        base=End("flat", plate=False, fade=False),
+        # radial inclination: the radial side (-v for this axis) reaches further
+        head=End("radius", tilt=0.3, plate=True),
+        density=density,
     )
-    carpals = [
-        EllipsoidBone(
-            name=f"{side}_{name}",
-            center=(x * sc + rng.normal(0, 0.4), y * sc + rng.normal(0, 0.4)),
-            axis=(math.cos(math.radians(ang)), math.sin(math.radians(ang))),
-            a=a * ws * 1.15,
-            b=b * ws * 1.15,
-            density=anatomy.density,
-        )
-        for name, x, y, a, b, ang in _CARPALS
-    ]
-    mc_heads = {t.name: t for t in tubes}
-    palm = _palm_polygon(mc_heads, side, sc)
-    forearm = np.array(
-        [[-26 * sc, 8 * sc], [25 * sc, 8 * sc], [21 * sc, -160.0], [-24 * sc, -160.0]]
+    ulna = TubeBone(
+        name=f"{side}_ulna",
+        origin=(-13.5 * sc, -130.0),
+        axis=(0.0, 1.0),
+        length=130.0 - 0.5 * sc,
+        width_base=11 * rw,
+        width_shaft=11 * rw,
+        width_head=13 * rw,
+        cortex=2.0 * rw,
+        base=End("flat", plate=False, fade=False),
+        head=End("tuft", plate=True),
+        density=density,
     )
-    return Hand(side, tubes, carpals, joints, strokes, [palm, forearm], blobs)
+    return [radius, ulna]
 
 
 def _palm_polygon(tubes: dict[str, TubeBone], side: Side, sc: float) -> np.ndarray:

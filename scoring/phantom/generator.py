@@ -33,8 +33,9 @@ from .acquisition import (
     scatter_field,
     tone_curve,
 )
-from .anatomy import Hand, JointGeometry, PatientAnatomy, Pose, build_hand
+from .anatomy import PatientAnatomy, build_hand
 from .disease import Distribution, sample_scores
+from .hand import Hand, JointGeometry, Pose
 from .model import (
     Acquisition,
     Encoding,
@@ -120,15 +121,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     """Image ``index`` of the phantom set made with ``seed``."""
     config = config or PhantomConfig()
     patient_index, sides = study_layout(index, config.hands)
-    patient, prng = _patient(seed, patient_index)
-    anatomy = PatientAnatomy.sample(prng, patient.sex)
-    scores = sample_scores(prng, patient.severity, ("R", "L"), config.distribution)
-    hands: list[Hand] = []
-    for side in sides:
-        hrng = np.random.default_rng([seed, patient_index, 1 if side == "R" else 2])
-        by_name = {s.name: s for s in scores if s.side == side}
-        hands.append(build_hand(hrng, side, anatomy, by_name, patient.severity))
-
+    patient, hands = _patient_hands(seed, patient_index, sides, config)
     style = TissueStyle.sample(np.random.default_rng([seed, patient_index, 5]), config.realism)
     look_rng = np.random.default_rng([seed, index, 7])
     look = Look.sample(look_rng, config.realism)
@@ -140,18 +133,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     posed = [hand.posed(pose) for hand, pose in zip(hands, poses, strict=True)]
 
     canvas = Canvas(rows, columns, spacing, trabecular_texture(rng, style=style), style)
-    canvas.add_soft_tissue(
-        soft_tissue_thickness(
-            rows,
-            columns,
-            spacing,
-            [s for h in posed for s in h.strokes],
-            [p for h in posed for p in h.polygons],
-            [b for h in posed for b in h.blobs],
-            depth_mm=style.tissue_depth_mm,
-            round_mm=style.outline_round_mm,
-        )
-    )
+    _add_soft_tissue(canvas, posed, style, rows, columns)
     # the soft tissue alone, coarsely: where the open beam is (bones and erosions never reach
     # air) and where scatter comes from
     tissue = canvas.attenuation[::4, ::4].copy()
@@ -161,14 +143,8 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
             canvas.draw_ellipsoid(carpal)
         for tube in hand.tubes:
             canvas.draw_tube(tube, erosions=config.erosions)
-
     exposure = Exposure.sample(rng, columns * spacing, rows * spacing)
-    for hand in posed:
-        lo = np.min([p.min(axis=0) for p, _ in hand.strokes], axis=0)
-        hi = np.max([p.max(axis=0) for p, _ in hand.strokes], axis=0)
-        outer_x = lo[0] - 16.0 if hand.side == "R" else hi[0] + 4.0
-        corner = (float(np.clip(outer_x, 12.0, columns * spacing - 24.0)), 12.0)
-        draw_marker(canvas.attenuation, spacing, hand.side, corner)
+    _draw_markers(canvas, posed, columns)
 
     signal = expose(
         canvas.attenuation, spacing, exposure, rng, noise=config.noise, look=look, scatter=scatter
@@ -178,7 +154,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     if air is not None and air < 0 and look.scatter > 0:
         presented -= np.float32(air)  # scatter lifts the open beam: keep it off the floor
         air = 0.0
-    lo_s, hi_s = presentation_window(presented, canvas.attenuation, look, air)
+    shown = presentation_window(presented, canvas.attenuation, look, air)
     if config.noise:
         add_grain(presented, look, look_rng)
     modality: Modality = config.modalities[int(rng.integers(len(config.modalities)))]
@@ -188,8 +164,89 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     quant = Quantisation.sample(rng, bits)
     inverted = photometric == "MONOCHROME1"
     pixels = quant.stored(presented, inverted)
+    rescale, window = _rescale_and_window(rng, modality, quant, inverted, shown)
 
-    # DX fixes the rescale at slope 1, intercept 0 (DX Image Module); CR may use any, or none.
+    joints = [_truth(hand.side, g, spacing, rows, columns) for hand in posed for g in hand.joints]
+    acquisition = Acquisition(
+        modality=modality,
+        photometric=photometric,
+        bits_stored=bits,
+        pixel_spacing_mm=spacing,
+        rows=rows,
+        columns=columns,
+        rescale=rescale,
+        window=window,
+        encoding=encoding,
+        kvp=exposure.kvp,
+        exposure_mas=exposure.mas,
+    )
+    return PhantomImage(
+        pixels=pixels,
+        acquisition=acquisition,
+        patient=patient,
+        study_index=patient_index,
+        image_index=index,
+        hands=tuple(sides),
+        joints=joints,
+    )
+
+
+def _patient_hands(
+    seed: int, patient_index: int, sides: tuple[Side, ...], config: PhantomConfig
+) -> tuple[Patient, list[Hand]]:
+    """The patient and the hands shown: one patient's anatomy and scores give both hands of
+    every image of their study, each hand from a generator of its own."""
+    patient, prng = _patient(seed, patient_index)
+    anatomy = PatientAnatomy.sample(prng, patient.sex)
+    scores = sample_scores(prng, patient.severity, ("R", "L"), config.distribution)
+    hands: list[Hand] = []
+    for side in sides:
+        hrng = np.random.default_rng([seed, patient_index, 1 if side == "R" else 2])
+        by_name = {s.name: s for s in scores if s.side == side}
+        hands.append(build_hand(hrng, side, anatomy, by_name, patient.severity))
+    return patient, hands
+
+
+def _add_soft_tissue(
+    canvas: Canvas, posed: list[Hand], style: TissueStyle, rows: int, columns: int
+) -> None:
+    """The hands' soft tissue: finger strokes, palm and forearm outlines, swellings."""
+    canvas.add_soft_tissue(
+        soft_tissue_thickness(
+            rows,
+            columns,
+            canvas.spacing,
+            [s for h in posed for s in h.strokes],
+            [p for h in posed for p in h.polygons],
+            [b for h in posed for b in h.blobs],
+            depth_mm=style.tissue_depth_mm,
+            round_mm=style.outline_round_mm,
+        )
+    )
+
+
+def _draw_markers(canvas: Canvas, posed: list[Hand], columns: int) -> None:
+    """A side marker ("R" or "L") beside each hand's outer edge, near the top of the field."""
+    spacing = canvas.spacing
+    for hand in posed:
+        lo = np.min([p.min(axis=0) for p, _ in hand.strokes], axis=0)
+        hi = np.max([p.max(axis=0) for p, _ in hand.strokes], axis=0)
+        outer_x = lo[0] - 16.0 if hand.side == "R" else hi[0] + 4.0
+        corner = (float(np.clip(outer_x, 12.0, columns * spacing - 24.0)), 12.0)
+        draw_marker(canvas.attenuation, spacing, hand.side, corner)
+
+
+def _rescale_and_window(
+    rng: np.random.Generator,
+    modality: Modality,
+    quant: Quantisation,
+    inverted: bool,
+    shown: tuple[float, float],
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """The file's rescale and, often, its window (in rescaled units) over the ``shown`` range.
+
+    DX fixes the rescale at slope 1, intercept 0 (DX Image Module); CR may use any, or none.
+    """
     rescale_options: list[tuple[float, float] | None] = [(1.0, 0.0)]
     if modality == "CR":
         rescale_options += [(1.0, -1024.0), (0.5, 0.0), None]
@@ -198,35 +255,13 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     # air shows grey (the look's fog) where the file carries its window; without one a reader
     # makes its own from the histogram, as it would for any such radiograph
     if modality == "DX" or rng.random() < 0.6:
-        a, b = quant.value_of(lo_s, inverted), quant.value_of(hi_s, inverted)
+        a, b = quant.value_of(shown[0], inverted), quant.value_of(shown[1], inverted)
         slope, intercept = rescale or (1.0, 0.0)
         window = (
             round(slope * 0.5 * (a + b) + intercept, 1),
             round(slope * abs(b - a), 1),
         )
-
-    joints = [_truth(hand.side, g, spacing, rows, columns) for hand in posed for g in hand.joints]
-    return PhantomImage(
-        pixels=pixels,
-        acquisition=Acquisition(
-            modality=modality,
-            photometric=photometric,
-            bits_stored=bits,
-            pixel_spacing_mm=spacing,
-            rows=rows,
-            columns=columns,
-            rescale=rescale,
-            window=window,
-            encoding=encoding,
-            kvp=exposure.kvp,
-            exposure_mas=exposure.mas,
-        ),
-        patient=patient,
-        study_index=patient_index,
-        image_index=index,
-        hands=tuple(sides),
-        joints=joints,
-    )
+    return rescale, window
 
 
 def _truth(side: Side, g: JointGeometry, spacing: float, rows: int, columns: int) -> JointTruth:

@@ -2,9 +2,9 @@
 
 Each picture takes the road a scanned film takes (``worker.lab.real_images``: wrapped as CR
 without pixel spacing, read by dicom_io), is scored as the node would score it, and its joints
-are matched to the landmarks by ``scoring.evaluation.landmarks``. The contact sheet shows what the
-figures count: landmarks as dots, boxes green where the name is right, red where mislabelled,
-orange where no landmark is near, grey where the model would not grade the joint.
+are matched to the landmarks by ``scoring.evaluation.landmark_match``. The contact sheet shows
+what the figures count: landmarks as dots, boxes green where the name is right, red where
+mislabelled, orange where no landmark is near, grey where the model would not grade the joint.
 """
 
 from __future__ import annotations
@@ -21,13 +21,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from scoring.evaluation.landmarks import (
-    HandLandmarks,
-    ImageMatch,
-    Prediction,
-    evaluate_landmarks,
-    match_image,
-)
+from scoring.evaluation.landmark_match import HandLandmarks, ImageMatch, Prediction, match_image
+from scoring.evaluation.landmarks import evaluate_landmarks
 from worker.lab.real_images import LandmarkedImage, read_landmarks, read_picture, real_split
 
 if TYPE_CHECKING:

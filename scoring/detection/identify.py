@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from .joints import JOINT_NAMES
+from ..joints import JOINT_NAMES
 
 _ANGLES = np.deg2rad(np.arange(-45.0, 45.1, 7.5))
 _SCALES = np.array([0.84, 1.0, 1.16])

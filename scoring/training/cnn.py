@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cnn import INPUT_SIZE, JointNet, Task, build_net, to_tensor
+from ..cnn import INPUT_SIZE, JointNet, Task, build_net, to_tensor
 
 CONTEXT = 4.0 / 3.0  #: clip side / joint box side
 CLIP_SIZE = 64  #: side of a clip with context; its middle 48 pixels are the box

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from .keypoints import HEATMAP, INPUT, KeypointNet, heatmap_targets, to_tensor
+from ..detection.keypoints import HEATMAP, INPUT, KeypointNet, heatmap_targets, to_tensor
 
 #: long side of the images kept for training: a little above INPUT, for zoomed-in draws
 STORE_SIDE = 400

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detection import WINDOW
+from ..detection.cascade import WINDOW
 
 
 @dataclass(frozen=True)

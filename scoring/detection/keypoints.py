@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .joints import JOINT_NAMES
+from ..joints import JOINT_NAMES
 
 INPUT = 320  #: side of the letter-boxed input, pixels
 STRIDE = 4  #: input pixels per heat-map pixel

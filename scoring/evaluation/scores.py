@@ -148,102 +148,128 @@ def _bootstrap(
     return [float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975))]
 
 
-def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
-    """The evaluation figures (DESIGN.md, ``rascore evaluate --json``), plus confusion matrices,
-    calibration, abstention and 95 % bootstrap intervals over images."""
-    detected = {"PIP": [0, 0], "IP": [0, 0], "MCP": [0, 0]}
-    calibration: dict[str, tuple[list[Sequence[float]], list[int]]] = {
-        "jsn": ([], []),
-        "erosion": ([], []),
-    }
-    per_image: dict[str, list[tuple[float, float]]] = {"detection": [], "jsn": [], "erosion": []}
-    identity = [0, 0]
-    pairs = {"all": _Pairs(), "PIP/IP": _Pairs(), "MCP": _Pairs()}
-    totals_true_jsn, totals_pred_jsn, totals_true_ero, totals_pred_ero = [], [], [], []
-    not_assessable: dict[str, int] = {}  # reason → joints found but not graded
-    for image in images:
+@dataclass
+class _Tally:
+    """What :func:`evaluate` counts over the images, before any figure is made of it."""
+
+    #: joint type → [found, true joints]
+    detected: dict[str, list[int]] = field(
+        default_factory=lambda: {"PIP": [0, 0], "IP": [0, 0], "MCP": [0, 0]}
+    )
+    #: "jsn" / "erosion" → (the network's probabilities, the true grade) of every found joint
+    calibration: dict[str, tuple[list[Sequence[float]], list[int]]] = field(
+        default_factory=lambda: {"jsn": ([], []), "erosion": ([], [])}
+    )
+    #: "detection" / "jsn" / "erosion" → (hits, total) per image, for the bootstrap
+    per_image: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {"detection": [], "jsn": [], "erosion": []}
+    )
+    identity: list[int] = field(default_factory=lambda: [0, 0])
+    pairs: dict[str, _Pairs] = field(
+        default_factory=lambda: {"all": _Pairs(), "PIP/IP": _Pairs(), "MCP": _Pairs()}
+    )
+    #: per-image totals: (true, predicted) for "jsn" and "erosion"
+    totals: dict[str, tuple[list[int], list[int]]] = field(
+        default_factory=lambda: {"jsn": ([], []), "erosion": ([], [])}
+    )
+    not_assessable: dict[str, int] = field(default_factory=dict)  #: reason → joints
+
+    def add(self, image: ImageComparison) -> None:
         ungraded: list[TrueJoint] = []  # true joints whose match the model did not grade
         found = jsn_hits = ero_hits = graded_here = 0
         matched = _match(image)
         for t, p in matched:
-            detected[t.joint_type][1] += 1
+            self.detected[t.joint_type][1] += 1
             if p is None:
                 continue
-            detected[t.joint_type][0] += 1
+            self.detected[t.joint_type][0] += 1
             found += 1
             for kind, probs, true in (
                 ("jsn", p.jsn_probs, t.jsn),
                 ("erosion", p.erosion_probs, t.erosion),
             ):
                 if probs:
-                    calibration[kind][0].append(probs)
-                    calibration[kind][1].append(true)
-            identity[1] += 1
-            identity[0] += p.label == t.label
+                    self.calibration[kind][0].append(probs)
+                    self.calibration[kind][1].append(true)
+            self.identity[1] += 1
+            self.identity[0] += p.label == t.label
             if not _graded(p):
                 ungraded.append(t)
                 continue
-            pairs["all"].add(t, p)
-            pairs["MCP" if t.joint_type == "MCP" else "PIP/IP"].add(t, p)
+            self.pairs["all"].add(t, p)
+            self.pairs["MCP" if t.joint_type == "MCP" else "PIP/IP"].add(t, p)
             graded_here += 1
             jsn_hits += p.jsn == t.jsn
             ero_hits += p.erosion == t.erosion
-        per_image["detection"].append((found, len(matched)))
-        per_image["jsn"].append((jsn_hits, graded_here))
-        per_image["erosion"].append((ero_hits, graded_here))
+        self.per_image["detection"].append((found, len(matched)))
+        self.per_image["jsn"].append((jsn_hits, graded_here))
+        self.per_image["erosion"].append((ero_hits, graded_here))
+        self._add_totals(image, ungraded)
+
+    def _add_totals(self, image: ImageComparison, ungraded: list[TrueJoint]) -> None:
+        """Both sides' totals over the joints the model graded, and why it graded no others."""
         for p in image.predicted:
             if not _graded(p):
                 reason = p.reason or "no reason given"
-                not_assessable[reason] = not_assessable.get(reason, 0) + 1
+                self.not_assessable[reason] = self.not_assessable.get(reason, 0) + 1
         counted = [t for t in image.truth if not any(t is u for u in ungraded)]
         graded = [p for p in image.predicted if _graded(p)]
-        totals_true_jsn.append(sum(t.jsn for t in counted))
-        totals_pred_jsn.append(sum(p.jsn or 0 for p in graded))
-        totals_true_ero.append(sum(t.erosion for t in counted))
-        totals_pred_ero.append(sum(p.erosion or 0 for p in graded))
+        self.totals["jsn"][0].append(sum(t.jsn for t in counted))
+        self.totals["jsn"][1].append(sum(p.jsn or 0 for p in graded))
+        self.totals["erosion"][0].append(sum(t.erosion for t in counted))
+        self.totals["erosion"][1].append(sum(p.erosion or 0 for p in graded))
 
-    def rate(hit: int, total: int) -> float:
-        return hit / total if total else float("nan")
+    def score_block(self, kind: str, classes: int) -> dict[str, Any]:
+        """The figures of one score (``"jsn"`` or ``"erosion"``)."""
+        q = self.pairs
 
-    def score_block(kind: str, classes: int) -> dict[str, Any]:
-        get = (
-            (lambda q: (q.jsn_true, q.jsn_pred))
-            if kind == "jsn"
-            else (lambda q: (q.ero_true, q.ero_pred))
-        )
-        block = _agreement(*get(pairs["all"]), classes)
-        block["pearson_total"] = pearson(
-            totals_true_jsn if kind == "jsn" else totals_true_ero,
-            totals_pred_jsn if kind == "jsn" else totals_pred_ero,
-        )
-        block["per_type"] = {g: _agreement(*get(pairs[g]), classes) for g in ("PIP/IP", "MCP")}
-        block["confusion"] = confusion_matrix(*get(pairs["all"]), classes).tolist()
-        block["pea_ci95"] = _bootstrap(per_image[kind])
+        def get(pairs: _Pairs) -> tuple[list[int], list[int]]:
+            if kind == "jsn":
+                return pairs.jsn_true, pairs.jsn_pred
+            return pairs.ero_true, pairs.ero_pred
+
+        block = _agreement(*get(q["all"]), classes)
+        block["pearson_total"] = pearson(*self.totals[kind])
+        block["per_type"] = {g: _agreement(*get(q[g]), classes) for g in ("PIP/IP", "MCP")}
+        block["confusion"] = confusion_matrix(*get(q["all"]), classes).tolist()
+        block["pea_ci95"] = _bootstrap(self.per_image[kind])
         #: of the network's raw answers on every found joint, graded or not
-        block["ece"] = expected_calibration_error(*calibration[kind])
+        block["ece"] = expected_calibration_error(*self.calibration[kind])
         return block
 
-    hits = sum(v[0] for v in detected.values())
-    total = sum(v[1] for v in detected.values())
+
+def _rate(hit: int, total: int) -> float:
+    return hit / total if total else float("nan")
+
+
+def evaluate(images: Sequence[ImageComparison]) -> dict[str, Any]:
+    """The evaluation figures (DESIGN.md, ``rascore evaluate --json``), plus confusion matrices,
+    calibration, abstention and 95 % bootstrap intervals over images."""
+    tally = _Tally()
+    for image in images:
+        tally.add(image)
+    hits = sum(v[0] for v in tally.detected.values())
+    total = sum(v[1] for v in tally.detected.values())
+    abstained = sum(tally.not_assessable.values())
     seconds = [image.seconds for image in images]
     return {
         "images": len(images),
         "joints": total,
         "detection": {
-            "sensitivity": rate(hits, total),
-            "per_type": {k: rate(*v) for k, v in detected.items()},
-            "identity_accuracy": rate(*identity),
-            "sensitivity_ci95": _bootstrap(per_image["detection"]),
+            "sensitivity": _rate(hits, total),
+            "per_type": {k: _rate(*v) for k, v in tally.detected.items()},
+            "identity_accuracy": _rate(*tally.identity),
+            "sensitivity_ci95": _bootstrap(tally.per_image["detection"]),
         },
-        "abstention_rate": rate(sum(not_assessable.values()), hits),
+        "abstention_rate": _rate(abstained, hits),
         #: joints found but not graded (left out of the JSN and erosion figures), by reason
-        "not_assessable": sum(not_assessable.values()),
-        "not_assessable_reasons": dict(sorted(not_assessable.items())),
-        "jsn": score_block("jsn", 5),
-        "erosion": score_block("erosion", 6),
+        "not_assessable": abstained,
+        "not_assessable_reasons": dict(sorted(tally.not_assessable.items())),
+        "jsn": tally.score_block("jsn", 5),
+        "erosion": tally.score_block("erosion", 6),
         "totals": {
-            "jsn": {"true": totals_true_jsn, "predicted": totals_pred_jsn},
-            "erosion": {"true": totals_true_ero, "predicted": totals_pred_ero},
+            kind: {"true": tally.totals[kind][0], "predicted": tally.totals[kind][1]}
+            for kind in ("jsn", "erosion")
         },
         "seconds_per_image": sum(seconds) / len(seconds) if seconds else float("nan"),
     }

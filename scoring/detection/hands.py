@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .hand_geometry import PlacedHand, place_template
+from .geometry import PlacedHand, place_template
 from .identify import HandTemplate
 from .keypoints import STRIDE, KeypointNet, Peak, find_peaks, predict_heatmaps
 
