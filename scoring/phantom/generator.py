@@ -47,7 +47,8 @@ from .model import (
     Side,
     joint_type,
 )
-from .render import Canvas, TissueStyle, soft_tissue_thickness, trabecular_texture
+from .render import Canvas, TissueStyle, trabecular_texture
+from .soft_tissue import soft_tissue_thickness
 
 GENERATOR_VERSION = "1.1.0"
 MIN_SIDE, MAX_SIDE = 1800, 3000

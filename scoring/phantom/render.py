@@ -17,7 +17,6 @@ Attenuation coefficients are per mm at the effective energy of a ~50 kVp hand ex
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,36 +233,9 @@ class Canvas:
     # -- drawing -------------------------------------------------------------------------
 
     def draw_tube(self, bone: TubeBone, erosions: bool = True) -> None:
-        s = self.spacing
-        half_max = (
-            0.5 * max(bone.width_base, bone.width_shaft, bone.width_head)
-            + 0.5
-            + 3.0 * self.style.side_soft_mm
-        )
-        v = np.arange(-half_max, half_max + s, s, dtype=np.float32)
-        half_base, half_head = 0.5 * bone.width_base, 0.5 * bone.width_head
-        into_base = bone.base.depth_into_bone(v, half_base)
-        into_head = bone.head.depth_into_bone(v, half_head)
-        u_lo = min(0.0, float(into_base.min())) - 0.5
-        u_hi = bone.length - min(0.0, float(into_head.min())) + 0.5
-        u = np.arange(u_lo, u_hi + s, s, dtype=np.float32)
-
-        st = self.style
-        length = bone.length
-        lb = lh = st.flare * length
-        near_base = np.exp(-((u / lb) ** 2))
-        near_head = np.exp(-(((length - u) / lh) ** 2))
-        # a waisted shaft: narrowest at its middle, flaring into the ends, which keep their width
-        middle = np.sin(np.pi * np.clip(u / length, 0.0, 1.0))
-        shaft = bone.width_shaft * (1.0 - st.waist * middle**2) if st.waist else bone.width_shaft
-        radius = 0.5 * (
-            shaft + (bone.width_base - shaft) * near_base + (bone.width_head - shaft) * near_head
-        )
-        endness = np.maximum(near_base, near_head)
-        loss = 1.0 - bone.osteopenia_base * np.exp(-((u / (0.12 * length)) ** 2))
-        loss = loss - bone.osteopenia_head * np.exp(-(((length - u) / (0.12 * length)) ** 2))
-        cortex = bone.cortex * st.cortex_scale * (1.0 - 0.75 * endness) * (1.0 - 0.4 * (1.0 - loss))
-        mu_inner = (MU_MARROW + (MU_TRABECULAR - MU_MARROW) * endness) * loss
+        s, st, length = self.spacing, self.style, bone.length
+        u, v, into_base, into_head = self._tube_grid(bone)
+        radius, cortex, mu_inner, middle = self._tube_profile(bone, u)
 
         uu, vv = u[:, None], v[None, :]
         # the shaft bows sideways (zero at the ends, so the joints stay where they are)
@@ -274,29 +246,17 @@ class Canvas:
         # the medulla's depth: the palmar and dorsal cortex may be thinner than the sides'
         deep = np.maximum(outer - st.cortex_front * cortex[:, None], 0.05) / inner
         t_in = _chord(inner, vs) * deep
-
-        def soften(t: np.ndarray, sigma_mm: float) -> np.ndarray:
-            """Smoothed across the bone (v, the columns) only: the trabeculae and the joint
-            surfaces, which run across it, stay sharp."""
-            if sigma_mm <= 0:
-                return t
-            sigma = sigma_mm / s
-            size = (2 * int(3.0 * sigma) + 1, 1)
-            return np.asarray(cv2.GaussianBlur(t.astype(np.float32), size, sigma))
-
         # soft sides (real cross sections are no circles), and an endosteal surface spread
         # over a band: a cortex that fades into the medulla
-        t_out = soften(t_out, st.side_soft_mm)
-        t_in = soften(t_in, float(np.hypot(st.side_soft_mm, st.endosteal_mm)))
+        t_out = _soften(t_out, st.side_soft_mm, s)
+        t_in = _soften(t_in, float(np.hypot(st.side_soft_mm, st.endosteal_mm)), s)
         texture = self._texture(u, v)
         att = MU_CORTEX * (t_out - t_in) + mu_inner[:, None] * t_in * (
             1.0 + st.texture_gain * texture
         )
 
         # The two ends: clip, fade the rounded ends, add the subchondral plates.
-        start = into_base[None, :]
-        stop = (length - into_head)[None, :]
-        to_base, to_head = uu - start, stop - uu
+        to_base, to_head = uu - into_base[None, :], (length - into_head)[None, :] - uu
         inside = (to_base >= 0) & (to_head >= 0)
         for end, dist in ((bone.base, to_base), (bone.head, to_head)):
             if end.fade:
@@ -312,14 +272,49 @@ class Canvas:
                     * np.sqrt(np.clip(1 - (vs / outer) ** 2, 0, 1))
                 )
         att = np.where(inside, att, 0.0).astype(np.float32) * (bone.density * st.bone_density)
-
         if erosions and bone.defects:
-            keep = np.ones_like(att)
-            for d in bone.defects:
-                r2 = ((uu - d.u) / d.ru) ** 2 + ((vv - d.v) / d.rv) ** 2
-                keep *= 1.0 - d.depth * np.clip(1.5 - r2, 0.0, 1.0) ** 0.7
-            att = att * keep
+            att = _eroded(att, bone.defects, uu, vv)
         self._warp_add(self.attenuation, att, bone.origin, bone.axis, u, v)
+
+    def _tube_grid(self, bone: TubeBone) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The bone's sample grid — along it (u) and across it (v), mm — with how far each end
+        reaches into the bone at each v."""
+        s = self.spacing
+        half_max = (
+            0.5 * max(bone.width_base, bone.width_shaft, bone.width_head)
+            + 0.5
+            + 3.0 * self.style.side_soft_mm
+        )
+        v = np.arange(-half_max, half_max + s, s, dtype=np.float32)
+        half_base, half_head = 0.5 * bone.width_base, 0.5 * bone.width_head
+        into_base = bone.base.depth_into_bone(v, half_base)
+        into_head = bone.head.depth_into_bone(v, half_head)
+        u_lo = min(0.0, float(into_base.min())) - 0.5
+        u_hi = bone.length - min(0.0, float(into_head.min())) + 0.5
+        u = np.arange(u_lo, u_hi + s, s, dtype=np.float32)
+        return u, v, into_base, into_head
+
+    def _tube_profile(
+        self, bone: TubeBone, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Along the bone: its outer radius, cortical thickness, the medulla's attenuation and
+        how far each u is from the ends towards the middle (0–1–0)."""
+        st, length = self.style, bone.length
+        lb = lh = st.flare * length
+        near_base = np.exp(-((u / lb) ** 2))
+        near_head = np.exp(-(((length - u) / lh) ** 2))
+        # a waisted shaft: narrowest at its middle, flaring into the ends, which keep their width
+        middle = np.sin(np.pi * np.clip(u / length, 0.0, 1.0))
+        shaft = bone.width_shaft * (1.0 - st.waist * middle**2) if st.waist else bone.width_shaft
+        radius = 0.5 * (
+            shaft + (bone.width_base - shaft) * near_base + (bone.width_head - shaft) * near_head
+        )
+        endness = np.maximum(near_base, near_head)
+        loss = 1.0 - bone.osteopenia_base * np.exp(-((u / (0.12 * length)) ** 2))
+        loss = loss - bone.osteopenia_head * np.exp(-(((length - u) / (0.12 * length)) ** 2))
+        cortex = bone.cortex * st.cortex_scale * (1.0 - 0.75 * endness) * (1.0 - 0.4 * (1.0 - loss))
+        mu_inner = (MU_MARROW + (MU_TRABECULAR - MU_MARROW) * endness) * loss
+        return radius, cortex, mu_inner, middle
 
     def draw_ellipsoid(self, bone: EllipsoidBone) -> None:
         s = self.spacing
@@ -404,6 +399,27 @@ def _bone_share(name: str) -> float:
     return (zlib.crc32(name.encode()) % 2001) / 1000.0 - 1.0
 
 
+def _soften(t: np.ndarray, sigma_mm: float, spacing: float) -> np.ndarray:
+    """Smoothed across the bone (v, the columns) only: the trabeculae and the joint surfaces,
+    which run across it, stay sharp."""
+    if sigma_mm <= 0:
+        return t
+    sigma = sigma_mm / spacing
+    size = (2 * int(3.0 * sigma) + 1, 1)
+    return np.asarray(cv2.GaussianBlur(t.astype(np.float32), size, sigma))
+
+
+def _eroded(
+    att: np.ndarray, defects: tuple[Defect, ...], uu: np.ndarray, vv: np.ndarray
+) -> np.ndarray:
+    """The bone's attenuation with what each erosion takes away taken out."""
+    keep = np.ones_like(att)
+    for d in defects:
+        r2 = ((uu - d.u) / d.ru) ** 2 + ((vv - d.v) / d.rv) ** 2
+        keep *= 1.0 - d.depth * np.clip(1.5 - r2, 0.0, 1.0) ** 0.7
+    return att * keep
+
+
 def trabecular_texture(
     rng: np.random.Generator, size: int = 256, style: TissueStyle | None = None
 ) -> np.ndarray:
@@ -428,60 +444,3 @@ def trabecular_texture(
         ridges = (ridges - ridges.mean()) / (ridges.std() + 1e-9)
         texture = (1.0 - style.network) * texture + style.network * np.tanh(ridges)
     return texture.astype(np.float32)
-
-
-def soft_tissue_thickness(
-    rows: int,
-    columns: int,
-    spacing_mm: float,
-    strokes: list[tuple[np.ndarray, float]],
-    polygons: list[np.ndarray],
-    blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]],
-    scale: int = 4,
-    depth_mm: float = 7.5,
-    round_mm: float = 0.0,
-) -> np.ndarray:
-    """Soft-tissue thickness (mm) of the hands: fingers, palm, wrist and swellings.
-
-    Drawn as a mask at 1/``scale`` resolution, turned into a rounded thickness by its distance
-    transform (a finger is roughly a cylinder), then brought back to full size.
-    strokes: (points N×2 mm, half-width mm); polygons: N×2 mm; blobs: (centre, (half-length,
-    half-width), direction of the length). ``depth_mm``: how far in from the skin the tissue
-    keeps thickening (half the thickest tissue: 7.5 mm gives a 15 mm palm); ``round_mm``
-    rounds the outline's corners (web spaces, the palm polygon) over about that distance.
-    """
-    s = spacing_mm * scale
-    h, w = (rows + scale - 1) // scale, (columns + scale - 1) // scale
-    mask = np.zeros((h, w), np.uint8)
-    for points, half in strokes:
-        px = np.round(points / s).astype(np.int32)
-        thick = max(round(2 * half / s), 1)
-        for p, q in itertools.pairwise(px):
-            cv2.line(mask, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 255, thick, cv2.LINE_AA)
-        end = px[-1]
-        cv2.circle(mask, (int(end[0]), int(end[1])), thick // 2, 255, -1, cv2.LINE_AA)
-    for poly in polygons:
-        cv2.fillPoly(mask, [np.round(poly / s).astype(np.int32)], 255, cv2.LINE_AA)
-    for centre, axes, direction in blobs:
-        angle = float(np.degrees(np.arctan2(direction[1], direction[0])))
-        cv2.ellipse(
-            mask,
-            (round(centre[0] / s), round(centre[1] / s)),
-            (max(round(axes[0] / s), 1), max(round(axes[1] / s), 1)),
-            angle,
-            0,
-            360,
-            255,
-            -1,
-            cv2.LINE_AA,
-        )
-    # round the outline's corners (the palm is drawn as a polygon)
-    rounded = cv2.GaussianBlur(mask, (0, 0), round_mm / s) if round_mm > 0 else mask
-    binary = (rounded > 127).astype(np.uint8)
-    dist = cv2.distanceTransform(binary, cv2.DIST_L2, 5) * s  # mm to the skin
-    r0 = depth_mm
-    d = np.minimum(dist, r0)
-    thickness = 2.0 * np.sqrt(np.maximum(r0 * r0 - (r0 - d) ** 2, 0.0))
-    thickness = cv2.GaussianBlur(thickness, (0, 0), 0.7)
-    full = cv2.resize(thickness, (columns, rows), interpolation=cv2.INTER_LINEAR)
-    return np.asarray(full, dtype=np.float32)
