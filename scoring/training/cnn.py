@@ -7,8 +7,6 @@ small shifts and scalings that mimic detector boxes never reach past the clip's 
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from ..cnn import INPUT_SIZE, JointNet, Task, build_net, to_tensor
+from .stopping import BestEpoch
 
 CONTEXT = 4.0 / 3.0  #: clip side / joint box side
 CLIP_SIZE = 64  #: side of a clip with context; its middle 48 pixels are the box
@@ -112,8 +111,7 @@ def train_net(
     y_train = torch.from_numpy(train_labels.astype(np.int64))
     x_val = to_tensor(centre(val_clips))
     y_val = torch.from_numpy(val_labels.astype(np.int64))
-    best_loss, best_state, best_epoch = math.inf, copy.deepcopy(net.state_dict()), 0
-    history: list[EpochLog] = []
+    best: BestEpoch[EpochLog] = BestEpoch(net, config.patience, on_epoch)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
         order = rng.permutation(len(train_clips))
@@ -136,13 +134,7 @@ def train_net(
         log = EpochLog(
             epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, val_accuracy
         )
-        history.append(log)
-        if on_epoch:
-            on_epoch(log)
-        if val_loss < best_loss:
-            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(net.state_dict()), epoch
-        elif epoch - best_epoch >= config.patience:
+        if best.stop_after(epoch, log, val_loss):
             break
-    net.load_state_dict(best_state)
-    net.eval()
-    return TrainedNet(task, net, best_epoch, history)
+    best.restore()
+    return TrainedNet(task, net, best.epoch, best.history)

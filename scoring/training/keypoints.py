@@ -7,7 +7,6 @@ part of the hand away: real radiographs come mirrored, tilted, cut off and windo
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..detection.keypoints import HEATMAP, INPUT, KeypointNet, heatmap_targets, to_tensor
+from .stopping import BestEpoch
 
 #: long side of the images kept for training: a little above INPUT, for zoomed-in draws
 STORE_SIDE = 400
@@ -175,8 +175,7 @@ def train_keypoints(
         optimiser, max_lr=config.learning_rate, total_steps=max(steps, 1)
     )
     val_x, val_y = _batch(val, rng, config, augment=False)
-    best_loss, best_state, best_epoch = math.inf, copy.deepcopy(net.state_dict()), 0
-    history: list[KeypointEpoch] = []
+    best: BestEpoch[KeypointEpoch] = BestEpoch(net, config.patience, on_epoch)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
         order = rng.permutation(len(train))
@@ -201,13 +200,7 @@ def train_keypoints(
                 for i in range(0, len(val_x), 32)
             ) / max(len(val_x), 1)
         log = KeypointEpoch(epoch, total / max(seen, 1), val_loss)
-        history.append(log)
-        if on_epoch:
-            on_epoch(log)
-        if val_loss < best_loss:
-            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(net.state_dict()), epoch
-        elif epoch - best_epoch >= config.patience:
+        if best.stop_after(epoch, log, val_loss):
             break
-    net.load_state_dict(best_state)
-    net.eval()
-    return TrainedKeypoints(net, best_epoch, history)
+    best.restore()
+    return TrainedKeypoints(net, best.epoch, best.history)
