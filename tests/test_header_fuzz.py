@@ -42,10 +42,10 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicom_io.overlay import build_overlay_sc
-from dicom_io.presentation_state import build_gsps
+from dicom_io.pr import build_gsps
 from dicom_io.reading import UnreadableImage, read_radiograph
 from dicom_io.results import ResultBuildError, ScoringResult, SourceHeaderError
+from dicom_io.sc import build_overlay_sc
 from dicom_io.sr import build_sr, read_sr
 from scoring.phantom import PhantomConfig, generate_image
 from scoring.pipeline import Scorer

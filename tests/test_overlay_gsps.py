@@ -24,20 +24,13 @@ import pytest
 from pydicom import Dataset
 from pydicom.uid import generate_uid
 
-from dicom_io.overlay import (
-    NOT_ASSESSABLE_COLOUR,
-    SERIES_DESCRIPTION,
-    SEVERITY_COLOURS,
-    OverlayLayout,
-    build_overlay_sc,
+from dicom_io.annotations import (
     hand_summaries,
     image_summary,
     joint_grades_text,
     not_assessable_summary,
-    overlay_layout,
-    render_overlay,
 )
-from dicom_io.presentation_state import (
+from dicom_io.pr import (
     GRAPHIC_LAYER,
     NOT_ASSESSABLE_LAYER,
     build_gsps,
@@ -50,6 +43,15 @@ from dicom_io.results import (
     JointResult,
     ModelInfo,
     ScoringResult,
+)
+from dicom_io.sc import (
+    NOT_ASSESSABLE_COLOUR,
+    SERIES_DESCRIPTION,
+    SEVERITY_COLOURS,
+    OverlayLayout,
+    build_overlay_sc,
+    overlay_layout,
+    render_overlay,
 )
 
 Checker = Callable[[Path | str], str]

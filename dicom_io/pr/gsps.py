@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from highdicom import PresentationLUTTransformation, VOILUTFunctionValues
@@ -40,7 +39,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import DSfloat
 
-from dicom_io.overlay import (
+from dicom_io.annotations import (
     NO_JOINTS_TEXT,
     NOT_ASSESSABLE_TEXT,
     hand_summaries,
@@ -51,7 +50,7 @@ from dicom_io.overlay import (
 )
 from dicom_io.reading import read_radiograph
 from dicom_io.results import JointResult, ResultMismatch, ScoringResult, building
-from dicom_io.source_header import body_part, header_copy, series_laterality_applies
+from dicom_io.source_header import body_part, header_copy, series_laterality_applies, values
 
 __all__ = [
     "CONTENT_LABEL",
@@ -208,15 +207,6 @@ def _notes(result: ScoringResult) -> list[TextObject]:
     return notes
 
 
-def _multi(value: Any) -> list[str]:
-    """The values of a possibly multi-valued element as strings ([] when absent)."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
-        return [str(value)]
-    return [str(v) for v in value]
-
-
 def _voi_lut(source: Dataset) -> VOILUT:
     """The source's first VOI LUT, its output stretched to 16 bits.
 
@@ -246,12 +236,12 @@ def _first_window(source: Dataset) -> SoftcopyVOILUTTransformation | None:
 
     A presentation state holds one window (dcmtk refuses more), not the image's list.
     """
-    centres, widths = _multi(source.get("WindowCenter")), _multi(source.get("WindowWidth"))
+    centres, widths = values(source.get("WindowCenter")), values(source.get("WindowWidth"))
     if not centres or not widths:
         return None
     try:
         centre, width = float(centres[0]), float(widths[0])
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     function = str(source.get("VOILUTFunction", "") or "").strip().upper()
     if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
@@ -260,7 +250,7 @@ def _first_window(source: Dataset) -> SoftcopyVOILUTTransformation | None:
         return None
     if width < 1 if function == "LINEAR" else width <= 0:  # PS3.3 C.11.2.1.2
         return None
-    explanations = _multi(source.get("WindowCenterWidthExplanation"))
+    explanations = [str(v) for v in values(source.get("WindowCenterWidthExplanation"))]
     # Lists, not scalars: highdicom 0.28 stores a str explanation character by character.
     return SoftcopyVOILUTTransformation(
         window_center=[centre],
@@ -345,32 +335,11 @@ def _set_laterality(pr: Dataset, source: Dataset) -> None:
     pr.Laterality = image if image in ("L", "R") else series if series in ("L", "R") else ""
 
 
-@building("GSPS")
-def build_gsps(
-    source: Dataset,
-    result: ScoringResult,
-    *,
-    series_instance_uid: str | None = None,
-    sop_instance_uid: str | None = None,
-    series_number: int = 903,
-    instance_number: int = 1,
-) -> GrayscaleSoftcopyPresentationState:
-    """A presentation state on ``source`` with the joints' boxes and scores as annotations.
-
-    Same patient and study as the source, a new series; UIDs are generated when not given.
-    Raises :class:`~dicom_io.results.ResultMismatch` if ``result`` is about another image,
-    :class:`dicom_io.reading.UnreadableImage` if the source has no VOI of its own and its
-    pixels cannot be decoded to derive a window from, and
-    :class:`~dicom_io.results.ResultBuildError` if the GSPS cannot be built for another
-    reason.
-    """
-    header = header_copy(source)  # the patient, study and identity as each IOD asks
-    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
-        raise ResultMismatch(
-            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
-        )
-    rows, columns = int(header.Rows), int(header.Columns)
-    modality_lut_sequence = _modality_lut(source, header)
+def _annotations(
+    header: Dataset, result: ScoringResult, rows: int, columns: int
+) -> tuple[list[GraphicLayer], list[GraphicAnnotation], list[GraphicGroup]]:
+    """The layers, with the scored joints and the notes in the first and the joints that are
+    not assessable in a second, and the graphic groups that tie a box to its text."""
     layer = GraphicLayer(
         layer_name=GRAPHIC_LAYER,
         order=1,
@@ -405,6 +374,36 @@ def build_gsps(
                 text_objects=na_texts,
             )
         )
+    return layers, annotations, groups
+
+
+@building("GSPS")
+def build_gsps(
+    source: Dataset,
+    result: ScoringResult,
+    *,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    series_number: int = 903,
+    instance_number: int = 1,
+) -> GrayscaleSoftcopyPresentationState:
+    """A presentation state on ``source`` with the joints' boxes and scores as annotations.
+
+    Same patient and study as the source, a new series; UIDs are generated when not given.
+    Raises :class:`~dicom_io.results.ResultMismatch` if ``result`` is about another image,
+    :class:`dicom_io.reading.UnreadableImage` if the source has no VOI of its own and its
+    pixels cannot be decoded to derive a window from, and
+    :class:`~dicom_io.results.ResultBuildError` if the GSPS cannot be built for another
+    reason.
+    """
+    header = header_copy(source)  # the patient, study and identity as each IOD asks
+    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
+        raise ResultMismatch(
+            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
+        )
+    rows, columns = int(header.Rows), int(header.Columns)
+    modality_lut_sequence = _modality_lut(source, header)
+    layers, annotations, groups = _annotations(header, result, rows, columns)
     pr = GrayscaleSoftcopyPresentationState(
         referenced_images=[header],
         series_instance_uid=series_instance_uid or generate_uid(),

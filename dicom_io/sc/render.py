@@ -14,58 +14,30 @@ text sits on a dark backing so that it reads on bone as well as on the black bac
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
-from highdicom.sc import SCImage
 from pydicom import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicom_io.annotations import (
+    NO_JOINTS_TEXT,
+    NOT_ASSESSABLE_TEXT,
+    Rect,
+    hand_summaries,
+    image_summary,
+    joint_grades_text,
+    label_is_apart,
+    not_assessable_summary,
+    place_label,
+)
 from dicom_io.reading import read_radiograph
 from dicom_io.results import (
-    JOINTS_PER_HAND,
-    NOT_ASSESSABLE,
-    NOT_FOR_DIAGNOSTIC_USE,
     JointResult,
-    ResultMismatch,
     ScoringResult,
-    building,
-)
-from dicom_io.source_header import (
-    body_part,
-    header_copy,
-    series_laterality_applies,
-    spacing_pair,
-    values,
 )
 
-__all__ = [
-    "BANNER_TITLE",
-    "NOT_ASSESSABLE_COLOUR",
-    "NOT_ASSESSABLE_TEXT",
-    "NO_JOINTS_TEXT",
-    "SERIES_DESCRIPTION",
-    "SEVERITY_COLOURS",
-    "OverlayLayout",
-    "build_overlay_sc",
-    "hand_summaries",
-    "image_summary",
-    "joint_grades_text",
-    "label_is_apart",
-    "not_assessable_summary",
-    "overlay_layout",
-    "place_labels",
-    "render_overlay",
-    "severity_colour",
-]
-
-SERIES_DESCRIPTION = "RA joint scores overlay - NOT FOR DIAGNOSTIC USE"
-NO_JOINTS_TEXT = "No joints detected or scored on this image"
 BANNER_TITLE = "NOT FOR DIAGNOSTIC USE"
 
 #: Box and grade colours (RGB) by the joint's worse grade, max(JSN, erosion): 0, 1, 2, 3 or more.
@@ -80,7 +52,6 @@ SEVERITY_COLOURS: tuple[tuple[int, int, int], ...] = (
 #: Dashed box and "n/a" of a joint that is not assessable: light grey, apart from the severity
 #: colours; the dark edges either side of each dash keep it visible on white bone.
 NOT_ASSESSABLE_COLOUR = (200, 200, 200)
-NOT_ASSESSABLE_TEXT = "n/a"
 _WHITE = (255, 255, 255)
 _BLACK = (0, 0, 0)
 _BANNER_TITLE = (255, 70, 70)
@@ -93,13 +64,6 @@ _LABEL_CAP = 0.0135
 _BANNER_TITLE_CAP = 0.028
 _BANNER_LINE_CAP = 0.013
 _MIN_CAP_PX = 9
-
-# Conventional DICOM codes for the source reference (PS3.16 CID 7202, CID 7203).
-_PURPOSE_SOURCE_IMAGE = ("121322", "DCM", "Source image for image processing operation")
-_DERIVATION_DESCRIPTION = (
-    "Source image windowed for display, with algorithm joint scores (Sharp/van der Heijde JSN "
-    "and erosion) burned in; not for diagnostic use"
-)
 
 
 def severity_colour(joint: JointResult) -> tuple[int, int, int]:
@@ -137,13 +101,6 @@ def _dashed_line(
         p = (round(start[0] + a * (end[0] - start[0])), round(start[1] + a * (end[1] - start[1])))
         q = (round(start[0] + b * (end[0] - start[0])), round(start[1] + b * (end[1] - start[1])))
         cv2.line(canvas, p, q, colour, thickness)
-
-
-def joint_grades_text(joint: JointResult) -> str:
-    """The second line of a joint's label: ``"J2 E1"``, or ``"n/a"`` when not assessable."""
-    if not joint.assessable:
-        return NOT_ASSESSABLE_TEXT
-    return f"J{joint.jsn} E{joint.erosion}"
 
 
 @dataclass(frozen=True)
@@ -214,9 +171,6 @@ def _darken(canvas: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float
     region[...] = (region.astype(np.float32) * (1.0 - alpha)).astype(np.uint8)
 
 
-Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
-
-
 def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -237,55 +191,6 @@ def _clip_box(box: Sequence[int], rows: int, cols: int) -> Rect:
     x0, y0 = min(max(0, x), cols - 1), min(max(0, y), rows - 1)
     x1, y1 = max(x0 + 1, min(cols, x + w)), max(y0 + 1, min(rows, y + h))
     return x0, y0, x1, y1
-
-
-def _covered(scored: int, expected: int) -> str:
-    return f"{scored} of {expected} joints scored"
-
-
-def hand_summaries(result: ScoringResult) -> list[str]:
-    """One text per hand, ordered as the hands lie in the image from left to right.
-
-    E.g. ``"Right hand (image left): JSN 14, erosion 9, 9 of 10 joints scored"``; the image side
-    is named only when both hands are present.
-    """
-    names = {"R": "Right hand", "L": "Left hand"}
-    totals = result.hand_totals()
-    scored = result.hand_joints_scored()
-    centres = {
-        side: float(np.mean([j.box[0] + j.box[2] / 2 for j in result.joints if j.side == side]))
-        for side in totals
-    }
-    ordered = sorted(totals, key=centres.__getitem__)
-    out = []
-    for i, side in enumerate(ordered):
-        name = names.get(side, f"Side {side}")
-        if len(ordered) == 2:
-            name += " (image left)" if i == 0 else " (image right)"
-        jsn, erosion = totals[side]
-        covered = _covered(scored[side], JOINTS_PER_HAND)
-        out.append(f"{name}: JSN {jsn}, erosion {erosion}, {covered}")
-    return out
-
-
-def image_summary(result: ScoringResult) -> str:
-    """The whole image's totals, e.g. ``"Total: JSN 27, erosion 10, 18 of 20 joints scored"``."""
-    return (
-        f"Total: JSN {result.total_jsn}, erosion {result.total_erosion}, "
-        f"{_covered(result.joints_scored, result.joints_expected)}"
-    )
-
-
-def not_assessable_summary(result: ScoringResult) -> str:
-    """The joints left out of the totals, by reason, e.g. ``"n/a = not assessable: model
-    unsure (R_PIP2, L_MCP5); unlike the training images (R_IP)"``; empty when none are."""
-    by_reason: dict[str, list[str]] = {}
-    for joint in result.not_assessable:
-        by_reason.setdefault(joint.why_not, []).append(joint.label)
-    if not by_reason:
-        return ""
-    parts = [f"{reason} ({', '.join(labels)})" for reason, labels in by_reason.items()]
-    return f"{NOT_ASSESSABLE_TEXT} = {NOT_ASSESSABLE}: " + "; ".join(parts)
 
 
 def _banner_parts(result: ScoringResult) -> tuple[list[str], list[str]]:
@@ -400,100 +305,6 @@ def _draw_banner(canvas: np.ndarray, result: ScoringResult, boxes: Sequence[Rect
     return banner
 
 
-def _overlap_area(a: Rect, b: Rect) -> int:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    return w * h if w > 0 and h > 0 else 0
-
-
-# Where a label may go around its box, in order of preference: (horizontal, vertical) anchor,
-# -1 = before the box (left / above), 0 = centred on it, +1 = after it (right / below).
-_LABEL_SIDES = ((0, -1), (0, 1), (1, 0), (-1, 0), (1, -1), (-1, -1), (1, 1), (-1, 1))
-
-
-def _place_label(
-    box: Rect,
-    size: tuple[int, int],
-    gap: int,
-    boxes: Sequence[Rect],
-    labels: Sequence[Rect],
-    avoid: Sequence[Rect],
-    rows: int,
-    cols: int,
-) -> Rect:
-    """The free spot around ``box`` nearest to it, for a label of ``size`` (width, height).
-
-    Candidates lie on eight sides of the box at growing distances; each costs its overlap
-    with other labels, joint boxes and the banner (its own box may never be covered), then
-    its distance and side. Crowded MCP rows push a label further out rather than over a
-    neighbour's grades.
-    """
-    w, h = size
-    x0, y0, x1, y1 = box
-    step = max(gap, h // 2)
-    best: tuple[float, Rect] | None = None
-    for ring in range(6):
-        off = gap + ring * step
-        for rank, (sx, sy) in enumerate(_LABEL_SIDES):
-            lx = {-1: x0 - off - w, 0: (x0 + x1 - w) // 2, 1: x1 + off}[sx]
-            ly = {-1: y0 - off - h, 0: (y0 + y1 - h) // 2, 1: y1 + off}[sy]
-            # Slide a label that falls off the image back inside it.
-            lx = min(max(lx, 0), cols - w)
-            ly = min(max(ly, 0), rows - h)
-            rect = (lx, ly, lx + w, ly + h)
-            if _overlap_area(rect, box) > 0:
-                continue
-            area = w * h
-            cost = 0.0
-            cost += 50.0 * sum(_overlap_area(rect, o) for o in labels) / area
-            cost += 20.0 * sum(_overlap_area(rect, o) for o in boxes if o != box) / area
-            cost += 50.0 * sum(_overlap_area(rect, o) for o in avoid) / area
-            cost += 0.6 * ring + 0.05 * rank
-            if best is None or cost < best[0]:
-                best = (cost, rect)
-        if best is not None and best[0] < 0.6 * (ring + 1):
-            break  # nothing further out can be cheaper
-    if best is None:  # the box covers the whole image: put the label in its corner
-        return 0, 0, min(w, cols), min(h, rows)
-    return best[1]
-
-
-def place_labels(
-    boxes: Sequence[Rect],
-    sizes: Sequence[tuple[int, int]],
-    *,
-    rows: int,
-    columns: int,
-    gap: int,
-    avoid: Sequence[Rect] = (),
-) -> list[Rect]:
-    """Label rectangles (x0, y0, x1, y1) beside each box, clear of the others where possible.
-
-    ``boxes`` are (x0, y0, x1, y1) in pixels, ``sizes`` the (width, height) of each label;
-    ``avoid`` lists areas to keep labels off (a banner). Labels are placed in order, each on
-    the cheapest of eight sides of its box at growing distances.
-    """
-    labels: list[Rect] = []
-    for box, size in zip(boxes, sizes, strict=True):
-        labels.append(_place_label(box, size, gap, boxes, labels, avoid, rows, columns))
-    return labels
-
-
-def label_is_apart(label: Rect, box: Rect, gap: int) -> bool:
-    """Whether a label sits off its box's corner or further than ``2 * gap`` from it, so that
-    it needs a leader line to show which box it belongs to."""
-    diagonal = (label[2] <= box[0] or label[0] >= box[2]) and (
-        label[3] <= box[1] or label[1] >= box[3]
-    )
-    return diagonal or _gap_between(label, box) > 2 * gap
-
-
-def _gap_between(a: Rect, b: Rect) -> float:
-    dx = max(b[0] - a[2], a[0] - b[2], 0)
-    dy = max(b[1] - a[3], a[1] - b[3], 0)
-    return float(np.hypot(dx, dy))
-
-
 def _nearest_point(rect: Rect, x: float, y: float) -> tuple[int, int]:
     return (
         round(min(max(x, rect[0]), rect[2] - 1)),
@@ -534,7 +345,7 @@ def _render(source: Dataset, result: ScoringResult) -> tuple[np.ndarray, Overlay
         grades = joint_grades_text(joint)
         width = max(_text_width(name, style), _text_width(grades, style)) + 2 * pad
         height = 2 * style.cap + style.descent + style.line_gap + 2 * pad
-        rect = _place_label(box, (width, height), gap, boxes, labels, [banner], rows, cols)
+        rect = place_label(box, (width, height), gap, boxes, labels, [banner], rows, cols)
         labels.append(rect)
         if label_is_apart(rect, box, gap):
             # A label pushed away from its box, or off its corner, gets a leader line to it.
@@ -574,157 +385,3 @@ def render_overlay(source: Dataset, result: ScoringResult) -> np.ndarray:
 def overlay_layout(source: Dataset, result: ScoringResult) -> OverlayLayout:
     """Where :func:`render_overlay` puts the banner, the boxes and the labels."""
     return _render(source, result)[1]
-
-
-def _code(value: str, scheme: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
-    return item
-
-
-def _image_reference(source: Dataset, purpose: tuple[str, str, str] | None) -> Dataset:
-    item = Dataset()
-    item.ReferencedSOPClassUID = source.SOPClassUID
-    item.ReferencedSOPInstanceUID = source.SOPInstanceUID
-    if purpose is not None:
-        item.PurposeOfReferenceCodeSequence = DicomSequence([_code(*purpose)])
-    return item
-
-
-def _pixel_spacing(source: Dataset) -> tuple[float, float] | None:
-    """Pixel Spacing of the source, if it has a usable one.
-
-    The overlay has the source's pixel grid, so a spacing calibrated at the patient carries
-    over. Imager Pixel Spacing alone (at the detector, not corrected for magnification) is not
-    carried: the SC IOD has no place for it, and calling it Pixel Spacing would claim a
-    calibration the source does not make.
-    """
-    return spacing_pair(source.get("PixelSpacing"))
-
-
-#: Transfer syntaxes that lose information: JPEG baseline / extended, JPEG-LS near-lossless,
-#: JPEG 2000 and HTJ2K that are not lossless-only.
-_LOSSY_TRANSFER_SYNTAXES = frozenset(
-    {
-        "1.2.840.10008.1.2.4.50",
-        "1.2.840.10008.1.2.4.51",
-        "1.2.840.10008.1.2.4.81",
-        "1.2.840.10008.1.2.4.91",
-        "1.2.840.10008.1.2.4.203",
-    }
-)
-
-
-def _lossy(source: Dataset) -> bool:
-    if str(source.get("LossyImageCompression", "") or "").strip() == "01":
-        return True
-    meta = getattr(source, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    return syntax in _LOSSY_TRANSFER_SYNTAXES
-
-
-def _set_laterality(sc: Dataset, source: Dataset) -> None:
-    """Image Laterality, else the series Laterality, of the source: exactly one of the two.
-
-    Image Laterality (General Image) can say B (both hands) and U; the series Laterality only
-    R or L. dciodvfy wants the series Laterality (Type 2C) exactly when Image Laterality is
-    absent, and errors when both are there; an unknown side is Laterality present and empty.
-    A series of an unpaired body part (CHEST) has neither.
-    """
-    for keyword in ("ImageLaterality", "Laterality"):
-        if keyword in sc:
-            del sc[keyword]
-    image = str(source.get("ImageLaterality", "") or "").strip().upper()
-    series = str(source.get("Laterality", "") or "").strip().upper()
-    if image in ("L", "R", "B", "U"):
-        sc.ImageLaterality = image
-    elif not series_laterality_applies(source):
-        return  # an unpaired body part (a chest): no Laterality at all
-    elif series in ("L", "R"):
-        sc.Laterality = series
-    else:
-        sc.Laterality = ""
-
-
-@building("overlay SC")
-def build_overlay_sc(
-    source: Dataset,
-    result: ScoringResult,
-    *,
-    series_instance_uid: str | None = None,
-    sop_instance_uid: str | None = None,
-    series_number: int = 902,
-    instance_number: int = 1,
-) -> SCImage:
-    """The overlay as a Secondary Capture Image in a new series of the source's study.
-
-    RGB, same patient and study as ``source``, Burned In Annotation YES, the source named in
-    the Source Image and Referenced Image Sequences. UIDs are generated when not given.
-    Raises :class:`~dicom_io.results.ResultMismatch` when ``result`` is about another image,
-    :class:`dicom_io.reading.UnreadableImage` when the source's pixels cannot be decoded, and
-    :class:`~dicom_io.results.ResultBuildError` when the SC cannot be built for another reason.
-    """
-    header = header_copy(source)  # the patient, study and identity as each IOD asks
-    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
-        raise ResultMismatch(
-            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
-        )
-    pixels = render_overlay(source, result)
-
-    sc = SCImage.from_ref_dataset(
-        ref_dataset=header,
-        pixel_array=pixels,
-        photometric_interpretation="RGB",
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        series_instance_uid=series_instance_uid or generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=sop_instance_uid or generate_uid(),
-        instance_number=instance_number,
-        manufacturer=result.model.manufacturer,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        series_description=SERIES_DESCRIPTION,
-        pixel_spacing=_pixel_spacing(source),  # type: ignore[arg-type]  # highdicom says int
-        # highdicom insists on an orientation for PATIENT images and accepts single letters
-        # only; the source's own value (or an empty Type 2 one) replaces this below.
-        patient_orientation=("L", "F"),
-        transfer_syntax_uid=ExplicitVRLittleEndian,
-    )
-    # Study attributes beyond what highdicom copies (Study Description, ...), so that
-    # dcentvfy sees the same study entity in the source and its results.
-    sc.copy_patient_and_study_information(header)
-    orientation = values(source.get("PatientOrientation"))
-    if len(orientation) == 2 and all(str(v).strip() for v in orientation):
-        sc["PatientOrientation"] = copy.deepcopy(source["PatientOrientation"])
-    else:
-        sc.PatientOrientation = []  # Type 2: present, empty (unknown)
-    _set_laterality(sc, source)
-    if body_part(source) is not None:  # Type 3: a mangled one is left out
-        sc.BodyPartExamined = body_part(source)
-    scanned = spacing_pair(source.get("NominalScannedPixelSpacing"))
-    if scanned is not None:  # a digitised film: the overlay has its grid
-        sc.NominalScannedPixelSpacing = list(scanned)
-
-    sc.DeviceUID = result.model.device_uid
-    sc.ConversionType = "WSD"  # made on a workstation from another image
-    sc.BurnedInAnnotation = "YES"
-    sc.RecognizableVisualFeatures = _yes_no(source.get("RecognizableVisualFeatures"), "NO")
-    # Once lossy, always flagged (PS3.3 C.7.6.1.1.5): the overlay is as lossy as its source.
-    sc.LossyImageCompression = "01" if _lossy(source) else "00"
-    for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
-        if keyword in source and source[keyword].value and sc.LossyImageCompression == "01":
-            sc[keyword] = copy.deepcopy(source[keyword])
-    sc.ImageComments = NOT_FOR_DIAGNOSTIC_USE
-    sc.DerivationDescription = _DERIVATION_DESCRIPTION
-    sc.SourceImageSequence = DicomSequence([_image_reference(header, _PURPOSE_SOURCE_IMAGE)])
-    sc.ReferencedImageSequence = DicomSequence([_image_reference(header, None)])
-    return sc
-
-
-def _yes_no(value: Any, default: str) -> str:
-    """YES or NO from a source's value; ``default`` for anything else (empty, mangled)."""
-    text = str(value or "").strip().upper()
-    return text if text in ("YES", "NO") else default
