@@ -201,6 +201,30 @@ class Scorer:
 
         start = time.perf_counter()
         located = sorted(detected.joints, key=lambda j: _report_order(j.label))
+        jsn_probs, erosion_probs, distance = self._grade(grey, located)
+        timings["score"] = (time.perf_counter() - start) * 1e3
+        joints = tuple(
+            self._scored_joint(joint, jsn_probs[i], erosion_probs[i], float(distance[i]))
+            for i, joint in enumerate(located)
+        )
+        return ImageScore(
+            status=_status(joints, detected),
+            joints=joints,
+            hands=detected.hands,
+            missing=tuple(sorted(detected.missing, key=_report_order)),
+            unplaced=detected.unplaced,
+            spacing_mm=detected.spacing_mm,
+            spacing_assumed=detected.spacing_assumed,
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+            missing_reasons=dict(sorted(detected.missing.items())),
+            spacing_note=spacing_note,
+        )
+
+    def _grade(
+        self, grey: np.ndarray, located: list[_Located]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Both networks' class probabilities (after the class prior) for each located joint,
+        and how far its features lie from what the networks saw in training."""
         clips = (
             np.stack([crop_joint(grey, j.box, INPUT_SIZE) for j in located])
             if located
@@ -217,47 +241,25 @@ class Scorer:
             if typicality is not None and len(located)
             else np.zeros(len(located))
         )
-        timings["score"] = (time.perf_counter() - start) * 1e3
+        return jsn_probs, erosion_probs, distance
 
-        joints = []
-        for i, joint in enumerate(located):
-            reason = self._not_assessable(joint, jsn_probs[i], erosion_probs[i], float(distance[i]))
-            joints.append(
-                ScoredJoint(
-                    label=joint.label,
-                    joint_type=joint_type(joint.label.split("_", 1)[1]),
-                    box=joint.box,
-                    jsn=None if reason else int(np.argmax(jsn_probs[i])),
-                    erosion=None if reason else int(np.argmax(erosion_probs[i])),
-                    jsn_probs=tuple(round(float(p), 6) for p in jsn_probs[i]),
-                    erosion_probs=tuple(round(float(p), 6) for p in erosion_probs[i]),
-                    confidence=round(joint.confidence, 4),
-                    found_by=joint.found_by,
-                    assessable=not reason,
-                    reason=reason,
-                )
-            )
-        expected = 10 * len(detected.hands)
-        scored = sum(1 for j in joints if j.assessable)
-        if not joints:
-            status = "no hand found"
-        elif scored < MIN_ASSESSABLE_FRACTION * expected:
-            status = "too few assessable joints"
-        elif detected.missing:
-            status = "partial"
-        else:
-            status = "scored"
-        return ImageScore(
-            status=status,
-            joints=tuple(joints),
-            hands=detected.hands,
-            missing=tuple(sorted(detected.missing, key=_report_order)),
-            unplaced=detected.unplaced,
-            spacing_mm=detected.spacing_mm,
-            spacing_assumed=detected.spacing_assumed,
-            timings_ms={k: round(v, 2) for k, v in timings.items()},
-            missing_reasons=dict(sorted(detected.missing.items())),
-            spacing_note=spacing_note,
+    def _scored_joint(
+        self, joint: _Located, jsn: np.ndarray, erosion: np.ndarray, distance: float
+    ) -> ScoredJoint:
+        """The joint's grades, or none with the reason it is not assessable."""
+        reason = self._not_assessable(joint, jsn, erosion, distance)
+        return ScoredJoint(
+            label=joint.label,
+            joint_type=joint_type(joint.label.split("_", 1)[1]),
+            box=joint.box,
+            jsn=None if reason else int(np.argmax(jsn)),
+            erosion=None if reason else int(np.argmax(erosion)),
+            jsn_probs=tuple(round(float(p), 6) for p in jsn),
+            erosion_probs=tuple(round(float(p), 6) for p in erosion),
+            confidence=round(joint.confidence, 4),
+            found_by=joint.found_by,
+            assessable=not reason,
+            reason=reason,
         )
 
     def _not_assessable(
@@ -385,3 +387,17 @@ def _square(detection: Detection, side: float | None = None) -> tuple[int, int, 
 def _report_order(label: str) -> tuple[int, int]:
     side, name = label.split("_", 1)
     return (0 if side == "R" else 1, JOINT_NAMES.index(name))
+
+
+def _status(joints: tuple[ScoredJoint, ...], detected: _Detected) -> str:
+    """The image's outcome, as the results say it: scored, partial (joints missing), too few
+    assessable joints, or no hand found."""
+    expected = 10 * len(detected.hands)
+    scored = sum(1 for j in joints if j.assessable)
+    if not joints:
+        return "no hand found"
+    if scored < MIN_ASSESSABLE_FRACTION * expected:
+        return "too few assessable joints"
+    if detected.missing:
+        return "partial"
+    return "scored"

@@ -146,10 +146,7 @@ def train_cascade(
         raise ValueError(f"only {len(positives)} positive samples: too few to train a cascade")
     positives = positives[rng.permutation(len(positives))]
     write_vec(workdir / "positives.vec", positives)
-    negatives_dir = workdir / "negatives"
-    if negatives_dir.exists():
-        shutil.rmtree(negatives_dir)
-    negatives_dir.mkdir()
+    negatives_dir = _fresh(workdir / "negatives")
     names = []
     for i, tile in enumerate(negative_tiles(images, recipe.negative_tiles_per_image, rng)):
         name = negatives_dir / f"n{i:06d}.png"
@@ -159,43 +156,25 @@ def train_cascade(
     # Each stage may reject (1 - min_hit_rate) of the positives it sees; keep enough in reserve.
     num_pos = int(len(positives) / (1 + (recipe.stages - 1) * (1 - recipe.min_hit_rate)) * 0.95)
     num_neg = int(num_pos * recipe.negatives_per_stage_factor)
-    cascade_dir = workdir / "cascade"
-    if cascade_dir.exists():
-        shutil.rmtree(cascade_dir)
-    cascade_dir.mkdir()
-    command = [
-        str(tool),
-        "-data",
-        str(cascade_dir),
-        "-vec",
-        str(workdir / "positives.vec"),
-        "-bg",
-        str(workdir / "negatives.txt"),
-        "-numPos",
-        str(num_pos),
-        "-numNeg",
-        str(num_neg),
-        "-numStages",
-        str(recipe.stages),
-        "-w",
-        str(WINDOW),
-        "-h",
-        str(WINDOW),
-        "-featureType",
-        recipe.feature_type,
-        "-mode",
-        recipe.mode,
-        "-minHitRate",
-        str(recipe.min_hit_rate),
-        "-maxFalseAlarmRate",
-        str(recipe.max_false_alarm),
-        "-numThreads",
-        str(recipe.threads),
-        "-precalcValBufSize",
-        str(recipe.value_buffer_mb),
-        "-precalcIdxBufSize",
-        str(recipe.index_buffer_mb),
-    ]
+    cascade_dir = _fresh(workdir / "cascade")
+    options = {
+        "-data": cascade_dir,
+        "-vec": workdir / "positives.vec",
+        "-bg": workdir / "negatives.txt",
+        "-numPos": num_pos,
+        "-numNeg": num_neg,
+        "-numStages": recipe.stages,
+        "-w": WINDOW,
+        "-h": WINDOW,
+        "-featureType": recipe.feature_type,
+        "-mode": recipe.mode,
+        "-minHitRate": recipe.min_hit_rate,
+        "-maxFalseAlarmRate": recipe.max_false_alarm,
+        "-numThreads": recipe.threads,
+        "-precalcValBufSize": recipe.value_buffer_mb,
+        "-precalcIdxBufSize": recipe.index_buffer_mb,
+    }
+    command = [str(tool), *(str(part) for pair in options.items() for part in pair)]
     with open(log or workdir / "traincascade.log", "w") as out:
         subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True)
     xml = cascade_dir / "cascade.xml"
@@ -204,3 +183,11 @@ def train_cascade(
             f"opencv_traincascade wrote no cascade; see {workdir / 'traincascade.log'}"
         )
     return xml
+
+
+def _fresh(directory: Path) -> Path:
+    """``directory``, emptied of what an earlier run left there."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir()
+    return directory
