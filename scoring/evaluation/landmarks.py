@@ -166,16 +166,37 @@ def bootstrap_rate(
     return Interval(float(low), float(high))
 
 
-def _figures(
-    selected: list[tuple[HandLandmarks, ImageMatch, Sequence[Prediction], list[JointOutcome]]],
-    samples: int,
-    seed: int,
-) -> TypeFigures:
+Selected = list[tuple[HandLandmarks, ImageMatch, Sequence[Prediction], list[JointOutcome]]]
+
+
+def _figures(selected: Selected, samples: int, seed: int) -> TypeFigures:
     outcomes = [o for _, _, _, chosen in selected for o in chosen]
     counts = Counter(o.outcome for o in outcomes)
     found_per_image = [sum(o.outcome == "found" for o in c) for _, _, _, c in selected]
     joints_per_image = [len(c) for _, _, _, c in selected]
+    found = counts["found"]
+    grades, side = _grades(selected, found, samples, seed)
+    return TypeFigures(
+        joints=len(outcomes),
+        found=found,
+        found_rate=_rate(found, len(outcomes)),
+        found_rate_ci=bootstrap_rate(found_per_image, joints_per_image, samples, seed),
+        mislabelled=counts["mislabelled"],
+        missed=counts["missed"],
+        error_fraction=_spread(
+            [o.error_fraction for o in outcomes if o.error_fraction is not None]
+        ),
+        error_mm=_spread([o.error_mm for o in outcomes if o.error_mm is not None]),
+        grades=grades,
+        side=side,
+    )
 
+
+def _grades(
+    selected: Selected, found: int, samples: int, seed: int
+) -> tuple[Grades, SideAgreement | None]:
+    """The grades given to the found joints, and how often their side agrees with the hand's
+    (None when no hand's side is known)."""
     jsn: Counter[int] = Counter()
     erosion: Counter[int] = Counter()
     assessable = not_assessable = 0
@@ -205,33 +226,18 @@ def _figures(
             high += (p.jsn or 0) >= 2 or (p.erosion or 0) >= 2
         high_per_image.append(high)
         graded_per_image.append(graded)
-
-    found = counts["found"]
-    return TypeFigures(
-        joints=len(outcomes),
-        found=found,
-        found_rate=_rate(found, len(outcomes)),
-        found_rate_ci=bootstrap_rate(found_per_image, joints_per_image, samples, seed),
-        mislabelled=counts["mislabelled"],
-        missed=counts["missed"],
-        error_fraction=_spread(
-            [o.error_fraction for o in outcomes if o.error_fraction is not None]
-        ),
-        error_mm=_spread([o.error_mm for o in outcomes if o.error_mm is not None]),
-        grades=Grades(
-            jsn=dict(sorted(jsn.items())),
-            erosion=dict(sorted(erosion.items())),
-            assessable=assessable,
-            not_assessable=not_assessable,
-            abstention_rate=_rate(not_assessable, found),
-            graded_2_or_more=sum(high_per_image),
-            rate_2_or_more=_rate(sum(high_per_image), sum(graded_per_image)),
-            rate_2_or_more_ci=bootstrap_rate(high_per_image, graded_per_image, samples, seed),
-        ),
-        side=SideAgreement(side_joints, side_agree, _rate(side_agree, side_joints))
-        if side_known
-        else None,
+    grades = Grades(
+        jsn=dict(sorted(jsn.items())),
+        erosion=dict(sorted(erosion.items())),
+        assessable=assessable,
+        not_assessable=not_assessable,
+        abstention_rate=_rate(not_assessable, found),
+        graded_2_or_more=sum(high_per_image),
+        rate_2_or_more=_rate(sum(high_per_image), sum(graded_per_image)),
+        rate_2_or_more_ci=bootstrap_rate(high_per_image, graded_per_image, samples, seed),
     )
+    side = SideAgreement(side_joints, side_agree, _rate(side_agree, side_joints))
+    return grades, side if side_known else None
 
 
 def evaluate_landmarks(

@@ -158,6 +158,34 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     shown = presentation_window(presented, canvas.attenuation, look, air)
     if config.noise:
         add_grain(presented, look, look_rng)
+    pixels, acquisition = _encode(
+        rng, config, index, presented, shown, exposure, (spacing, rows, columns)
+    )
+    joints = [_truth(hand.side, g, spacing, rows, columns) for hand in posed for g in hand.joints]
+    return PhantomImage(
+        pixels=pixels,
+        acquisition=acquisition,
+        patient=patient,
+        study_index=patient_index,
+        image_index=index,
+        hands=tuple(sides),
+        joints=joints,
+    )
+
+
+def _encode(
+    rng: np.random.Generator,
+    config: PhantomConfig,
+    index: int,
+    presented: np.ndarray,
+    shown: tuple[float, float],
+    exposure: Exposure,
+    grid: tuple[float, int, int],
+) -> tuple[np.ndarray, Acquisition]:
+    """The stored pixels and how the file is to say it was made: modality, photometric
+    interpretation, bit depth, transfer syntax, rescale and window. ``grid``: spacing, rows,
+    columns."""
+    spacing, rows, columns = grid
     modality: Modality = config.modalities[int(rng.integers(len(config.modalities)))]
     photometric: Photometric = config.photometrics[int(rng.integers(len(config.photometrics)))]
     encoding: Encoding = config.encodings[index % len(config.encodings)]  # an even mix
@@ -166,8 +194,6 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     inverted = photometric == "MONOCHROME1"
     pixels = quant.stored(presented, inverted)
     rescale, window = _rescale_and_window(rng, modality, quant, inverted, shown)
-
-    joints = [_truth(hand.side, g, spacing, rows, columns) for hand in posed for g in hand.joints]
     acquisition = Acquisition(
         modality=modality,
         photometric=photometric,
@@ -181,15 +207,7 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         kvp=exposure.kvp,
         exposure_mas=exposure.mas,
     )
-    return PhantomImage(
-        pixels=pixels,
-        acquisition=acquisition,
-        patient=patient,
-        study_index=patient_index,
-        image_index=index,
-        hands=tuple(sides),
-        joints=joints,
-    )
+    return pixels, acquisition
 
 
 def _patient_hands(
