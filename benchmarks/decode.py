@@ -47,6 +47,9 @@ from pydicom.uid import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test radiographs
+
+from radiographs import hand_spec, study
 
 from dicom_io.radiograph import RadiographSpec, StudyIdentity, build_radiograph, write_radiograph
 from dicom_io.reading import UnreadableImage, read_radiograph
@@ -151,23 +154,9 @@ def time_reads(path: Path, runs: int) -> dict[str, float | str]:
 
 def small_header() -> pydicom.Dataset:
     """A 100 × 100 DX header (with its 20 kB of pixels) that the bombs hide behind."""
-    spec = RadiographSpec(
-        pixels=np.full((100, 100), 1000, np.uint16),
-        bits_stored=12,
-        photometric="MONOCHROME2",
-        modality="CR",
-        pixel_spacing_mm=0.15,
-        laterality="R",
-        sop_instance_uid=f"{ROOT}.9",
-        series_instance_uid=f"{ROOT}.3",
-        series_number=1,
-        instance_number=1,
-        series_description="Bomb",
-        content_date="20260105",
-        content_time="093000",
-    )
-    study = StudyIdentity("BOMB", "BOMB-1", "", "", f"{ROOT}.1", "1", "B1", "20260105", "0930", "")
-    return build_radiograph(spec, study)
+    pixels = np.full((100, 100), 1000, np.uint16)
+    spec = hand_spec(ROOT, pixels, sop_instance_uid=f"{ROOT}.9", series_description="Bomb")
+    return build_radiograph(spec, study(ROOT, "BOMB", "BOMB-1", "B1"))
 
 
 def j2k_bomb(path: Path, side: int = 16000) -> Path:

@@ -37,26 +37,16 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
+from radiographs import disc_on_ramp, hand_spec, study
 
 from dicom_io import reading
-from dicom_io.radiograph import RadiographSpec, StudyIdentity, build_radiograph
+from dicom_io.radiograph import build_radiograph
 from dicom_io.reading import CorruptImage, ImageTooLarge, UnreadableImage, decode, read_radiograph
 from scoring.detection import cascade
 
 ROOT = "1.2.826.0.1.3680043.10.543.11"  # test UIDs only
 REPO = Path(__file__).resolve().parents[1]
-STUDY = StudyIdentity(
-    patient_name="Bomb^Test",
-    patient_id="BOMB-0001",
-    patient_birth_date="19600131",
-    patient_sex="F",
-    study_instance_uid=f"{ROOT}.1",
-    study_id="1",
-    accession_number="BOMB0001",
-    study_date="20240102",
-    study_time="093000",
-    study_description="Hands PA",
-)
+STUDY = study(ROOT, "Bomb^Test", "BOMB-0001", "BOMB0001")
 #: the acceptance bound is 500 MB for the node; a single read must stay far below it
 MAX_GROWTH_MB = 200
 
@@ -65,26 +55,9 @@ MAX_GROWTH_MB = 200
 
 
 def radiograph(rows: int = 100, columns: int = 100, spacing: float = 0.15) -> Dataset:
-    """A CR with a bright disc on a ramp, built by dicom_io.radiograph (a real header)."""
-    yy, xx = np.mgrid[:rows, :columns]
-    level = np.where((yy - rows / 2) ** 2 + (xx - columns / 2) ** 2 < (rows / 4) ** 2, 0.8, 0.2)
-    pixels = np.rint((level + 0.1 * xx / columns) * 4095).astype(np.uint16)
-    spec = RadiographSpec(
-        pixels=pixels,
-        bits_stored=12,
-        photometric="MONOCHROME2",
-        modality="CR",
-        pixel_spacing_mm=spacing,
-        laterality="R",
-        sop_instance_uid=f"{ROOT}.2",
-        series_instance_uid=f"{ROOT}.3",
-        series_number=1,
-        instance_number=1,
-        series_description="Hand PA",
-        content_date="20240102",
-        content_time="093512",
-    )
-    return build_radiograph(spec, STUDY)
+    """A CR with a bright disc on a ramp, with a real header (see tests/radiographs.py)."""
+    pixels = disc_on_ramp(rows, columns, 4095)
+    return build_radiograph(hand_spec(ROOT, pixels, pixel_spacing_mm=spacing), STUDY)
 
 
 def j2k_codestream(rows: int, columns: int, bits: int = 12, components: int = 1) -> bytes:

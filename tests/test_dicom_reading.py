@@ -41,9 +41,10 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
+from radiographs import disc_on_ramp, hand_spec, study
 
 import dicom_io.reading as reading
-from dicom_io.radiograph import RadiographSpec, StudyIdentity, build_radiograph
+from dicom_io.radiograph import build_radiograph
 from dicom_io.reading import (
     MAX_PIXELS,
     ColourImage,
@@ -62,18 +63,7 @@ from dicom_io.reading import (
 )
 
 ROOT = "1.2.826.0.1.3680043.10.543.3"  # test UIDs only
-STUDY = StudyIdentity(
-    patient_name="Reader^Test",
-    patient_id="RD-0001",
-    patient_birth_date="19600131",
-    patient_sex="F",
-    study_instance_uid=f"{ROOT}.1",
-    study_id="1",
-    accession_number="RD0001",
-    study_date="20240102",
-    study_time="093000",
-    study_description="Hands PA",
-)
+STUDY = study(ROOT, "Reader^Test", "RD-0001", "RD0001")
 
 DX_FOR_PROCESSING = UID("1.2.840.10008.5.1.4.1.1.1.1.1")
 SECONDARY_CAPTURE = UID("1.2.840.10008.5.1.4.1.1.7")
@@ -113,30 +103,12 @@ def run_tool(*args: str) -> None:
 def small_cr(
     photometric: str = "MONOCHROME2", bits: int = 12, size: int = 96, **changes: Any
 ) -> Dataset:
-    """A small CR with a bright disc ("bone") on a ramp, built by dicom_io.radiograph."""
+    """A small CR with a bright disc ("bone") on a ramp (see tests/radiographs.py)."""
     top = 2**bits - 1
-    yy, xx = np.mgrid[:size, :size]
-    level = np.where((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2, 0.8, 0.2)
-    level = level + 0.1 * xx / size
-    px = np.rint(level * top).astype(np.uint16)
+    px = disc_on_ramp(size, size, top)
     if photometric == "MONOCHROME1":
         px = (top - px).astype(np.uint16)
-    spec = RadiographSpec(
-        pixels=px,
-        bits_stored=bits,
-        photometric=photometric,  # type: ignore[arg-type]
-        modality="CR",
-        pixel_spacing_mm=0.15,
-        laterality="R",
-        sop_instance_uid=f"{ROOT}.2",
-        series_instance_uid=f"{ROOT}.3",
-        series_number=1,
-        instance_number=1,
-        series_description="Hand PA",
-        content_date="20240102",
-        content_time="093512",
-        **changes,
-    )
+    spec = hand_spec(ROOT, px, bits=bits, photometric=photometric, **changes)
     return build_radiograph(spec, STUDY)
 
 

@@ -21,12 +21,12 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
+from radiographs import hand_spec, study
 
 from dicom_io.radiograph import (
     CR_IMAGE_STORAGE,
     DX_IMAGE_STORAGE_FOR_PRESENTATION,
     RadiographSpec,
-    StudyIdentity,
     build_radiograph,
     write_radiograph,
 )
@@ -35,18 +35,7 @@ from dicom_io.reading import GreyscaleImage, UnreadableImage, decode, read_radio
 Checker = Callable[[Path | str], str]
 
 ROOT = "1.2.826.0.1.3680043.10.543"  # test UIDs only
-STUDY = StudyIdentity(
-    patient_name="Phantom^Ärzte",  # non-ASCII on purpose: ISO_IR 192
-    patient_id="RA-0001",
-    patient_birth_date="19600131",
-    patient_sex="F",
-    study_instance_uid=f"{ROOT}.1",
-    study_id="1",
-    accession_number="ACC0001",
-    study_date="20240102",
-    study_time="093000",
-    study_description="Hands PA",
-)
+STUDY = study(ROOT, "Phantom^Ärzte", "RA-0001", "ACC0001")  # non-ASCII: ISO_IR 192
 SIZE = 256
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless]
 
@@ -87,20 +76,13 @@ def spec_for(
     if voi:
         rescale = (1.0, 0.0)
         window = (centre, width)
-    spec = RadiographSpec(
-        pixels=anatomy(bits, photometric),
-        bits_stored=bits,
-        photometric=photometric,  # type: ignore[arg-type]
-        modality=modality,  # type: ignore[arg-type]
-        pixel_spacing_mm=0.15,
-        laterality="R",
+    spec = hand_spec(
+        ROOT,
+        anatomy(bits, photometric),
+        bits=bits,
+        photometric=photometric,
+        modality=modality,
         sop_instance_uid=f"{ROOT}.2.{bits}",
-        series_instance_uid=f"{ROOT}.3",
-        series_number=1,
-        instance_number=1,
-        series_description="Hand PA",
-        content_date="20240102",
-        content_time="093512",
         rescale=rescale,
         window=window,
         transfer_syntax_uid=ts,
