@@ -41,8 +41,8 @@ from pynetdicom import AE
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from dicom_io.scp import STORAGE_SOP_CLASSES
-from worker.db.models import Delivery, DeliveryStatus, ImageScore, Instance, Job, JobAttempt
+from dicom_io.net import STORAGE_SOP_CLASSES
+from worker.db.models import Delivery, DeliveryStatus, ImageScoreRow, Instance, Job, JobAttempt
 from worker.lab.demo import LocalPacs, free_port
 
 SEED = 6262
@@ -189,7 +189,7 @@ def _check(home: Path, pacs: LocalPacs, tally: Tally, studies: dict[str, str]) -
         per_uid = Counter(session.scalars(select(Instance.sop_instance_uid)))
         jobs = Counter(session.scalars(select(Job.instance_id)))
         done = Counter(
-            session.scalars(select(ImageScore.instance_id))
+            session.scalars(select(ImageScoreRow.instance_id))
         )  # one score row per scored job
         attempts_done = Counter(
             session.scalars(

@@ -21,6 +21,7 @@ from scoring.pipeline import ImageScore, ScoredJoint
 from worker.db import migrate
 from worker.db.engine import session_scope
 from worker.db.models import Instance, InstanceStatus, Job, JobStatus, Study
+from worker.jobs import build
 from worker.jobs import score as jobs
 from worker.node.store import Store
 from worker.settings import Settings
@@ -134,5 +135,5 @@ def score_with_not_assessable(
         instance_id, job_id = instance.id, job.id
     outcome = jobs.score_job(settings, job_id, worker="test:1")
     assert outcome.status == "done", outcome
-    jobs.build_results(settings, job_id)
+    build.build_results(settings, job_id)
     return ScoredJob(settings, instance_id, job_id, scorer)

@@ -41,12 +41,12 @@ from worker.db import migrate
 from worker.db.engine import engine_for, session_scope
 from worker.db.models import (
     AuditEvent,
-    ImageScore,
+    ImageScoreRow,
     Instance,
     InstanceStatus,
     Job,
     JobStatus,
-    JointScore,
+    JointScoreRow,
     Reception,
     ResultObject,
     Study,
@@ -133,7 +133,7 @@ def _fill(
             ],
         )  # fmt: skip
         s.execute(
-            insert(ImageScore),
+            insert(ImageScoreRow),
             [
                 {
                     "id": i, "job_id": i, "instance_id": i, "model_name": "m",
@@ -147,7 +147,7 @@ def _fill(
         )  # fmt: skip
         labels = ["L_PIP2", "L_PIP3", "L_PIP4", "L_PIP5", "L_IP"][:joints]
         s.execute(
-            insert(JointScore),
+            insert(JointScoreRow),
             [
                 {
                     "image_score_id": i, "label": label, "box_x": 1, "box_y": 2, "box_w": 3,

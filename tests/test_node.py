@@ -33,7 +33,7 @@ from worker.db.models import (
     AuditEvent,
     Delivery,
     DeliveryStatus,
-    ImageScore,
+    ImageScoreRow,
     Instance,
     InstanceStatus,
     Job,
@@ -126,7 +126,7 @@ def _assert_once(url: str, n_instances: int) -> None:
     wait_for(lambda: _count(url, unsent) == 0, 30, "every delivery recorded as sent", every=0.5)
     with session_scope(url) as session:
         assert session.scalar(select(func.count(Instance.id))) == n_instances
-        assert session.scalar(select(func.count(ImageScore.id))) == n_instances
+        assert session.scalar(select(func.count(ImageScoreRow.id))) == n_instances
         scored = session.scalars(select(AuditEvent).where(AuditEvent.event == "scored")).all()
         assert sorted(e.instance_id for e in scored) == sorted(
             session.scalars(select(Instance.id)).all()
@@ -175,7 +175,7 @@ def test_round_trip_on_embedded_defaults(
             events = [e.event for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
             assert events.count("duplicate") == 1
             assert {"received", "queued", "scored", "built", "sent"} <= set(events)
-            joints = session.scalars(select(ImageScore)).all()
+            joints = session.scalars(select(ImageScoreRow)).all()
             default = ModelBundle.load()
             assert all(s.model_version == default.version for s in joints)
     finally:
@@ -329,7 +329,7 @@ def test_node_restarted_with_work_in_the_spool(
     ).start()
     storescu(first.port, *phantoms[:2])
     first.stop()
-    assert _count(first.database_url, select(func.count(ImageScore.id))) == 0
+    assert _count(first.database_url, select(func.count(ImageScoreRow.id))) == 0
     second = NodeProcess(
         home,
         {

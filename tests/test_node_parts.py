@@ -14,28 +14,28 @@ import pydicom
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
 from pydicom.uid import SecondaryCaptureImageStorage
 from servers import PostgresServer, RedisServer
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from dicom_io.net import CannotUnderstand, OutOfResources, ReceivedInstance
 from worker.db import migrate
 from worker.db.engine import make_engine, session_scope
 from worker.db.models import (
     AuditEvent,
     Base,
-    ImageScore,
+    ImageScoreRow,
     Instance,
     InstanceStatus,
     Job,
     JobStatus,
-    JointScore,
+    JointScoreRow,
     Reception,
     Study,
     utcnow,
 )
-from worker.jobs.score import backoff_s
+from worker.jobs.outbox import backoff_s
 from worker.model_ref import ModelRef
 from worker.node.receiving import Receiver
 from worker.node.routing import route
@@ -126,18 +126,18 @@ def test_migration_0003_keeps_graded_joints_and_drops_ungraded_ones_on_downgrade
         _insert_scored_image(connection, joints=3)
     migrate.upgrade(database_url)
     with session_scope(database_url) as session:
-        score = session.get_one(ImageScore, 1)
+        score = session.get_one(ImageScoreRow, 1)
         assert score.joints_scored == 3
         assert [(j.assessable, j.reason, j.jsn) for j in score.joints] == [(True, "", 1)] * 3
         session.add(
-            JointScore(
+            JointScoreRow(
                 image_score_id=1, label="R_PIP2", box_x=0, box_y=0, box_w=1, box_h=1,
                 jsn=None, erosion=None, assessable=False, reason="model unsure",
                 jsn_probs={"p": []}, erosion_probs={"p": []},
             )
         )  # fmt: skip
     with session_scope(database_url) as session:
-        stored = session.scalars(select(JointScore).where(JointScore.label == "R_PIP2")).one()
+        stored = session.scalars(select(JointScoreRow).where(JointScoreRow.label == "R_PIP2")).one()
         assert (stored.jsn, stored.erosion, stored.assessable) == (None, None, False)
         assert stored.reason == "model unsure"
     migrate.downgrade(database_url, "0002")
@@ -391,7 +391,7 @@ def test_scoring_stores_not_assessable_joints_and_builds_from_them(
     from not_assessable_scoring import MISSING, NOT_ASSESSABLE, score_with_not_assessable
 
     from dicom_io.sr import read_sr
-    from worker.db.models import AuditEventType, ImageScore, JointScore, ResultObject
+    from worker.db.models import AuditEventType, ImageScoreRow, JointScoreRow, ResultObject
     from worker.node.store import Store
 
     done = score_with_not_assessable(phantom_file, tmp_path / "home", monkeypatch)
@@ -399,7 +399,7 @@ def test_scoring_stores_not_assessable_joints_and_builds_from_them(
     graded = [j for j in expected.joints if j.assessable]
     url = done.settings.effective_database_url
     with session_scope(url) as session:
-        score = session.scalars(select(ImageScore)).one()
+        score = session.scalars(select(ImageScoreRow)).one()
         assert (score.status, score.joints_scored, len(score.joints)) == ("partial", 17, 19)
         assert score.total_jsn == sum(j.jsn or 0 for j in graded) == expected.total_jsn
         assert score.total_erosion == expected.total_erosion
@@ -410,7 +410,7 @@ def test_scoring_stores_not_assessable_joints_and_builds_from_them(
         }
         assert score.hands["L"]["joints_scored"] == 8
         assert score.missing == {"labels": [MISSING[0]], "reasons": {MISSING[0]: MISSING[1]}}
-        rows = {j.label: j for j in session.scalars(select(JointScore))}
+        rows = {j.label: j for j in session.scalars(select(JointScoreRow))}
         for label, reason in NOT_ASSESSABLE.items():
             row = rows[label]
             assert (row.jsn, row.erosion, row.assessable, row.reason) == (None, None, False, reason)

@@ -35,7 +35,7 @@ from pynetdicom import AE
 from servers import PostgresServer, free_port
 from sqlalchemy import select, text
 
-from dicom_io.scp import ReceivedInstance, StorageSCP
+from dicom_io.net import ReceivedInstance, StorageSCP
 from scoring.model import DEFAULT_MODEL_DIR
 from worker.db import migrate, queries
 from worker.db.engine import make_engine, session_scope
@@ -46,10 +46,11 @@ from worker.db.models import (
     Job,
     JobAttempt,
     JobStatus,
-    JointScore,
+    JointScoreRow,
     ResultObject,
     Study,
 )
+from worker.jobs import build
 from worker.jobs import score as jobs
 from worker.model_ref import ModelRef
 from worker.node.receiving import Receiver
@@ -421,7 +422,7 @@ def test_a_failed_build_is_recorded_listed_counted_and_can_be_retried(
     instance_id, job_id = _queued_job(settings, ds, scorer.bundle.version)
     assert jobs.score_job(settings, job_id, worker="test:1").status == "done"
     counted = _samples("rascore_builds_failed_total")
-    jobs.build_results(settings, job_id)
+    build.build_results(settings, job_id)
 
     with session_scope(settings.effective_database_url) as session:
         job = session.get_one(Job, job_id)
@@ -455,7 +456,9 @@ def test_a_failed_build_is_recorded_listed_counted_and_can_be_retried(
 
     # the cause put right (a fixed release, here the box), an operator resends: built again
     with session_scope(settings.effective_database_url) as session:
-        joint = session.scalars(select(JointScore).where(JointScore.label == bad["label"])).one()
+        joint = session.scalars(
+            select(JointScoreRow).where(JointScoreRow.label == bad["label"])
+        ).one()
         joint.box_x = truth["joints"][0]["box"][0]
     answer = api.post(
         f"/api/v1/instances/{instance_id}/resend", headers={"Authorization": f"Bearer {token}"}
@@ -463,7 +466,7 @@ def test_a_failed_build_is_recorded_listed_counted_and_can_be_retried(
     assert answer.status_code == 200, answer.text
     with session_scope(settings.effective_database_url) as session:
         assert session.get_one(Job, job_id).built_at is None, "due to be built again"
-    jobs.build_results(settings, job_id)
+    build.build_results(settings, job_id)
     with session_scope(settings.effective_database_url) as session:
         kinds = set(session.scalars(select(ResultObject.kind).where(ResultObject.job_id == job_id)))
         assert kinds == {"sr", "sc", "gsps"}
@@ -508,7 +511,7 @@ def test_a_build_whose_worker_keeps_dying_fails_after_the_attempt_cap(
     for n in range(settings.max_job_attempts):  # each one's process died mid-build
         with session_scope(url) as session:
             session.add(JobAttempt(job_id=job_id, task="build", worker=f"dead:{n}"))
-    jobs.build_results(settings, job_id, worker="test:2")
+    build.build_results(settings, job_id, worker="test:2")
     with session_scope(url) as session:
         job = session.get_one(Job, job_id)
         assert job.built_at is not None and not job.results

@@ -33,7 +33,7 @@ from worker.db import migrate
 from worker.db.engine import session_scope
 from worker.db.models import (
     AuditEvent,
-    ImageScore,
+    ImageScoreRow,
     Instance,
     InstanceStatus,
     Job,
@@ -331,7 +331,7 @@ def test_a_store_outage_longer_than_the_retries_delays_and_never_fails(
         job = _job(url)
         assert job is not None and job.status == JobStatus.DONE, job and job.reason
         with session_scope(url) as session:
-            assert session.scalar(select(ImageScore.id)) is not None
+            assert session.scalar(select(ImageScoreRow.id)) is not None
             events = list(session.scalars(select(AuditEvent.event)))
             assert "failed" not in events
             instance = session.scalar(select(Instance))
@@ -507,16 +507,16 @@ def test_a_pool_child_past_its_memory_cap_is_replaced(tmp_path: Path, phantoms: 
 
 def test_worker_limits_come_from_the_settings() -> None:
     """Pool children get a soft and a hard time limit and a memory cap (KiB, as Celery wants)."""
-    from worker.jobs.celery_app import app, configure
+    from worker.jobs.celery_app import configure
 
     settings = Settings(task_soft_time_limit_s=100, task_time_limit_s=130, worker_max_memory_mb=512)
     try:
-        configure(settings)
+        app = configure(settings)
         assert app.conf.task_soft_time_limit == 100
         assert app.conf.task_time_limit == 130
         assert app.conf.worker_max_memory_per_child == 512 * 1024
         # a soft limit not below the hard one would delay the hard one: none then
-        configure(Settings(task_soft_time_limit_s=200, task_time_limit_s=130))
+        app = configure(Settings(task_soft_time_limit_s=200, task_time_limit_s=130))
         assert app.conf.task_soft_time_limit is None
         assert app.conf.task_time_limit == 130
     finally:

@@ -254,7 +254,7 @@ def test_results_of_not_assessable_joints_are_valid_and_read_back(
     phantom_file: Path, tmp_path: Path, assert_dciodvfy_clean
 ) -> None:  # type: ignore[no-untyped-def]
     from dicom_io.sr import read_sr
-    from worker.results_export import write_results
+    from worker.scoring_io import write_results
 
     reasons = {"R_PIP3": "model unsure", "L_MCP2": "unlike the training images"}
     scored = _scored_by_hand(phantom_file, reasons)

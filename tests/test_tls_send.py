@@ -1,7 +1,7 @@
 """Issue 11, finding 11 (second half): results go to a destination over TLS when told to.
 
 A test PKI is made with the ``openssl`` command; dcmtk's ``storescp +tls`` is the PACS, and it
-requires the node's client certificate. The outbox's own send (``jobs.send_delivery``) runs
+requires the node's client certificate. The outbox's own send (``outbox.send_delivery``) runs
 against it on a real, migrated SQLite database: over TLS to a server whose certificate the CA
 signed, the result arrives; a server with a certificate from another CA is refused and the
 delivery stays pending with the reason; a TLS destination is never sent to in plain.
@@ -33,7 +33,7 @@ from worker.db.models import (
     ResultObject,
     Study,
 )
-from worker.jobs import score as jobs
+from worker.jobs import outbox
 from worker.settings import Settings
 
 LEAF = """basicConstraints=critical,CA:FALSE
@@ -202,7 +202,7 @@ def test_results_go_over_tls_to_a_server_the_ca_signed(
     destination = f"PACS@localhost:{tls_pacs.port}"
     settings = _settings(tmp_path / "home", pki, destination)
     delivery = _delivery(settings, destination)
-    outcome = jobs.send_delivery(settings, delivery, 0)
+    outcome = outbox.send_delivery(settings, delivery, 0)
     row = _row(settings, delivery)
     assert (row.status, row.last_error) == (DeliveryStatus.SENT, ""), (outcome, row.last_error)
     assert row.last_status == "0x0000"
@@ -215,7 +215,7 @@ def test_a_server_certificate_from_another_ca_is_refused(
     destination = f"PACS@127.0.0.1:{impostor.port}"
     settings = _settings(tmp_path / "home", pki, "*")
     delivery = _delivery(settings, destination)
-    jobs.send_delivery(settings, delivery, 0)
+    outbox.send_delivery(settings, delivery, 0)
     row = _row(settings, delivery)
     assert row.status == DeliveryStatus.PENDING and row.attempts == 1  # retried later
     assert "certificate" in row.last_error and "TLS" in row.last_error, row.last_error
@@ -228,13 +228,13 @@ def test_a_tls_destination_is_never_sent_to_in_plain_and_others_stay_plain(
     destination = f"PACS@127.0.0.1:{plain_pacs.port}"
     settings = _settings(tmp_path / "tls", pki, destination)
     delivery = _delivery(settings, destination)
-    jobs.send_delivery(settings, delivery, 0)
+    outbox.send_delivery(settings, delivery, 0)
     row = _row(settings, delivery)
     assert row.status == DeliveryStatus.PENDING and "TLS" in row.last_error, row.last_error
     assert plain_pacs.files() == []
 
     plain = _settings(tmp_path / "plain", pki, f"OTHER@127.0.0.1:{plain_pacs.port}")
     delivery = _delivery(plain, destination)
-    jobs.send_delivery(plain, delivery, 0)
+    outbox.send_delivery(plain, delivery, 0)
     assert _row(plain, delivery).status == DeliveryStatus.SENT
     assert len(plain_pacs.files()) == 1

@@ -1,5 +1,6 @@
 """Scoring a DICOM file: dicom_io reads it, scoring scores it, and the result goes to JSON or to
-the DICOM result objects. Used by ``rascore score``, ``rascore evaluate`` and the node.
+the DICOM result objects (:func:`write_results`). Used by ``rascore score``, ``rascore
+evaluate`` and the node; the row and result mapping itself is :mod:`worker.jobs.mapping`.
 
 A joint the model will not grade goes everywhere as not assessable with its reason, never as a
 grade: null JSN and erosion in the JSON, "Not assessable" in the SR, "n/a" on the overlay; the
@@ -8,6 +9,7 @@ totals cover the assessable joints and always say how many that is.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,10 @@ from typing import Any
 import pydicom
 
 from dicom_io.reading import GreyscaleImage, read_radiograph
-from dicom_io.results import JointResult, ModelInfo, ScoringResult, SourceHeaderError
+from dicom_io.results import ScoringResult, SourceHeaderError
 from dicom_io.source_header import sop_instance_uid
 from scoring.pipeline import ImageScore, ScoredJoint, Scorer
+from worker.jobs import mapping
 
 
 @dataclass(frozen=True)
@@ -52,25 +55,26 @@ def score_file(scorer: Scorer, path: Path) -> ScoredFile:
 
 def scoring_result(scorer: Scorer, scored: ScoredFile) -> ScoringResult:
     """The plain structure dicom_io builds the SR, the overlay SC and the GSPS from."""
-    bundle = scorer.bundle
-    return ScoringResult(
-        # the file meta's when the data set has none; SourceHeaderError when neither has one
-        source_sop_instance_uid=sop_instance_uid(scored.dataset),
-        joints=tuple(
-            JointResult(
-                label=j.label,
-                box=j.box,
-                jsn=j.jsn if j.assessable else None,
-                erosion=j.erosion if j.assessable else None,
-                jsn_probs=j.jsn_probs,
-                erosion_probs=j.erosion_probs,
-                assessable=j.assessable,
-                reason="" if j.assessable else j.reason,
-            )
-            for j in scored.score.joints
-        ),
-        model=ModelInfo(bundle.name, bundle.version, bundle.device_uid),
-    )
+    # the file meta's when the data set has none; SourceHeaderError when neither has one
+    source_uid = sop_instance_uid(scored.dataset)
+    return mapping.scoring_result(scorer.bundle, source_uid, scored.score)
+
+
+def write_results(scorer: Scorer, scored: ScoredFile, out: Path) -> list[Path]:
+    """Write ``{kind}_{source SOP UID hash}.dcm`` for SR, SC and GSPS; returns their paths.
+
+    Names never come straight from a UID in the file (a hostile UID could hold anything).
+    """
+    result = scoring_result(scorer, scored)
+    source = scored.dataset
+    key = hashlib.sha256(str(source.SOPInstanceUID).encode()).hexdigest()[:16]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind, build in mapping.BUILDERS.items():
+        path = out / f"{kind}_{key}.dcm"
+        build(source, result).save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
 
 
 def _sop_instance_uid_or_empty(dataset: pydicom.Dataset) -> str:

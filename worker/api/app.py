@@ -150,7 +150,9 @@ def create_app(settings: Settings) -> FastAPI:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
-        checks["broker"] = _broker_health()
+        from worker.jobs.queueing import broker_health
+
+        checks["broker"] = broker_health()
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
         free_mb = shutil.disk_usage(settings.spool_dir).free // (1024 * 1024)
         checks["spool_free_mb"] = free_mb
@@ -386,14 +388,3 @@ def _csv(columns: list[str], pages: Iterable[Iterable[list[Any]]], name: str) ->
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-def _broker_health() -> str:
-    from worker.jobs.celery_app import app as celery
-
-    try:
-        with celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
-        return "ok"
-    except Exception as exc:
-        return f"error: {type(exc).__name__}"

@@ -11,8 +11,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 import worker.metrics  # noqa: F401 - registers the node's metrics in this process
-from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE
-from worker.jobs.celery_app import app as celery
+from worker.jobs.queueing import queue_depths
 
 
 class QueueDepth(Collector):
@@ -22,19 +21,9 @@ class QueueDepth(Collector):
         gauge = GaugeMetricFamily(
             "rascore_queue_depth", "Messages waiting on the broker", labels=["queue"]
         )
-        try:
-            with celery.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
-                channel = connection.default_channel
-                redis = getattr(channel, "client", None)  # Redis: a queue is a list
-                for queue in (SCORE_QUEUE, SEND_QUEUE):
-                    if redis is not None:
-                        count = int(redis.llen(queue))
-                    else:
-                        _, count, _ = channel.queue_declare(queue=queue, passive=True)
-                    gauge.add_metric([queue], count)
-        except Exception:  # broker away: no depth to tell (healthz says why)
-            pass
+        # a broker away gives no depth to tell (healthz says why)
+        for queue, count in queue_depths().items():
+            gauge.add_metric([queue], count)
         yield gauge
 
 

@@ -40,7 +40,7 @@ def score(
     result = as_json(scorer, scored)
     if out is not None:
         from dicom_io.results import ResultBuildError
-        from worker.results_export import write_results
+        from worker.scoring_io import write_results
 
         try:
             result["written"] = [str(p) for p in write_results(scorer, scored, out)]

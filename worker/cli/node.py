@@ -52,15 +52,14 @@ def worker(
 ) -> None:
     """Run an extra Celery worker against RASCORE_BROKER_URL and RASCORE_DATABASE_URL."""
     from worker import logs
-    from worker.jobs.celery_app import app, configure
+    from worker.jobs.celery_app import configure
 
     settings = Settings()
     if not settings.broker_url:
         raise typer.BadParameter("RASCORE_BROKER_URL must name the node's broker")
     _check_model(settings, "worker")
     logs.setup()
-    configure(settings)
-    app.worker_main(
+    configure(settings).worker_main(
         [
             "worker",
             "--queues",

@@ -154,7 +154,7 @@ class Job(Base):
 
     instance: Mapped[Instance] = relationship(back_populates="jobs")
     attempts: Mapped[list[JobAttempt]] = relationship(back_populates="job")
-    score: Mapped[ImageScore | None] = relationship(back_populates="job")
+    score: Mapped[ImageScoreRow | None] = relationship(back_populates="job")
     results: Mapped[list[ResultObject]] = relationship(back_populates="job")
 
 
@@ -173,8 +173,8 @@ class JobAttempt(Base):
     job: Mapped[Job] = relationship(back_populates="attempts")
 
 
-class ImageScore(Base):
-    """The totals of one scored image; its joints are :class:`JointScore` rows."""
+class ImageScoreRow(Base):
+    """The totals of one scored image; its joints are :class:`JointScoreRow` rows."""
 
     __tablename__ = "image_scores"
     __table_args__ = (Index("ix_image_scores_instance_scored", "instance_id", "scored_at"),)
@@ -200,12 +200,12 @@ class ImageScore(Base):
     scored_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="score")
-    joints: Mapped[list[JointScore]] = relationship(
-        back_populates="image_score", order_by="JointScore.label"
+    joints: Mapped[list[JointScoreRow]] = relationship(
+        back_populates="image_score", order_by="JointScoreRow.label"
     )
 
 
-class JointScore(Base):
+class JointScoreRow(Base):
     """One found joint: graded, or (``assessable`` False) kept with the reason and no grades."""
 
     __tablename__ = "joint_scores"
@@ -227,7 +227,7 @@ class JointScore(Base):
     erosion_probs: Mapped[dict[str, Any]] = mapped_column()  #: {"p": [6 floats]}
     found_by: Mapped[str] = mapped_column(String(16), default="")
 
-    image_score: Mapped[ImageScore] = relationship(back_populates="joints")
+    image_score: Mapped[ImageScoreRow] = relationship(back_populates="joints")
 
 
 class ResultObject(Base):

@@ -18,7 +18,7 @@ from worker.db.models import (
     AuditEvent,
     AuditEventType,
     Delivery,
-    ImageScore,
+    ImageScoreRow,
     Instance,
     InstanceStatus,
     Job,
@@ -60,8 +60,8 @@ class InstanceFilter:
         if self.model_version is not None:
             query = query.where(
                 exists().where(
-                    ImageScore.instance_id == Instance.id,
-                    ImageScore.model_version == self.model_version,
+                    ImageScoreRow.instance_id == Instance.id,
+                    ImageScoreRow.model_version == self.model_version,
                 )
             )
         if self.calling_ae is not None:
@@ -77,16 +77,18 @@ class InstanceFilter:
         return {k: str(v) for k, v in asdict(self).items() if v is not None}
 
 
-def _latest_scores(session: Session, ids: list[int]) -> dict[int, ImageScore]:
-    latest: dict[int, ImageScore] = {}
+def _latest_scores(session: Session, ids: list[int]) -> dict[int, ImageScoreRow]:
+    latest: dict[int, ImageScoreRow] = {}
     for score in session.scalars(
-        select(ImageScore).where(ImageScore.instance_id.in_(ids)).order_by(ImageScore.scored_at)
+        select(ImageScoreRow)
+        .where(ImageScoreRow.instance_id.in_(ids))
+        .order_by(ImageScoreRow.scored_at)
     ):
         latest[score.instance_id] = score
     return latest
 
 
-def _instance_row(instance: Instance, score: ImageScore | None) -> dict[str, Any]:
+def _instance_row(instance: Instance, score: ImageScoreRow | None) -> dict[str, Any]:
     study = instance.study
     return {
         "id": instance.id,
@@ -160,12 +162,12 @@ def list_studies(
     }
 
 
-def _joints_expected(score: ImageScore) -> int:
+def _joints_expected(score: ImageScoreRow) -> int:
     """Ten per hand found (DESIGN.md, Joint labels)."""
     return 10 * len(score.hands or {})
 
 
-def score_dict(score: ImageScore) -> dict[str, Any]:
+def score_dict(score: ImageScoreRow) -> dict[str, Any]:
     """A score with its joints; a joint that is not assessable has null grades and its reason,
     and the totals (over the assessable joints) say how many joints they cover."""
     missing = score.missing.get("labels", [])
@@ -216,10 +218,10 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any] | None
     if instance is None:
         return None
     scores = session.scalars(
-        select(ImageScore)
-        .where(ImageScore.instance_id == instance_id)
-        .options(selectinload(ImageScore.joints))
-        .order_by(ImageScore.scored_at)
+        select(ImageScoreRow)
+        .where(ImageScoreRow.instance_id == instance_id)
+        .options(selectinload(ImageScoreRow.joints))
+        .order_by(ImageScoreRow.scored_at)
     ).all()
     out = _instance_row(instance, scores[-1] if scores else None)
     out["sha256"] = instance.sha256
@@ -278,12 +280,12 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any] | None
     return out
 
 
-def _scores_query(where: InstanceFilter) -> Select[ImageScore, Instance, Study]:
+def _scores_query(where: InstanceFilter) -> Select[ImageScoreRow, Instance, Study]:
     return where.apply(
-        select(ImageScore, Instance, Study)
-        .join(Instance, ImageScore.instance_id == Instance.id)
+        select(ImageScoreRow, Instance, Study)
+        .join(Instance, ImageScoreRow.instance_id == Instance.id)
         .join(Study, Instance.study_id == Study.id)
-    ).options(selectinload(ImageScore.joints))
+    ).options(selectinload(ImageScoreRow.joints))
 
 
 def scores(
@@ -293,7 +295,7 @@ def scores(
     (the joints come in a second, for the whole page)."""
     rows = session.execute(
         _scores_query(where)
-        .order_by(ImageScore.scored_at.desc(), ImageScore.id.desc())
+        .order_by(ImageScoreRow.scored_at.desc(), ImageScoreRow.id.desc())
         .limit(max(1, min(limit, MAX_PAGE)))
         .offset(offset)
     ).all()
@@ -308,12 +310,12 @@ def export_scores_page(
     to skip and no COUNT; the next page starts below the last ``id``."""
     query = _scores_query(where)
     if before_id is not None:
-        query = query.where(ImageScore.id < before_id)
-    rows = session.execute(query.order_by(ImageScore.id.desc()).limit(limit)).all()
+        query = query.where(ImageScoreRow.id < before_id)
+    rows = session.execute(query.order_by(ImageScoreRow.id.desc()).limit(limit)).all()
     return _score_rows(rows)
 
 
-def _score_rows(rows: Sequence[Row[ImageScore, Instance, Study]]) -> list[dict[str, Any]]:
+def _score_rows(rows: Sequence[Row[ImageScoreRow, Instance, Study]]) -> list[dict[str, Any]]:
     return [
         {
             "instance_id": instance.id,

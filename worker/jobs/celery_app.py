@@ -10,10 +10,17 @@ Pool children have a soft and a hard time limit and are replaced when they grow 
 cap, so one huge image cannot hold or exhaust a worker for ever (worker.jobs.tasks counts the
 attempts of a job whose child keeps dying). Every Redis socket has a timeout: a broker that
 stops answering costs a publisher seconds, never a hang.
+
+Nothing is configured at import. :func:`configure` makes the process's app from the settings
+(the node and ``rascore worker`` call it; :mod:`worker.jobs.worker_app` is the ``celery -A``
+target of the node's worker processes); :func:`current` is that app, made from ``Settings()``
+on first use when nothing configured one. A new broker gets a new app, so no connection pooled
+for the old one is ever reused.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from celery import Celery
@@ -27,7 +34,8 @@ SEND_QUEUE = "send"
 #: longer than any task may run: a message unacknowledged for this long is delivered again
 VISIBILITY_TIMEOUT_S = 3 * 3600
 
-app = Celery("rascore", include=["worker.jobs.tasks"])
+_app: Celery | None = None
+_lock = threading.Lock()
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -47,13 +55,10 @@ def _soft_limit(settings: Settings) -> float | None:
     return soft if 0 < soft < settings.task_time_limit_s else None
 
 
-def configure(settings: Settings, broker_url: str | None = None) -> Celery:
-    """Point the app at the broker of ``settings`` (or ``broker_url``) and set its policies.
-
-    Connections already pooled for a previous broker are dropped (Celery caches them)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._after_fork()  # forgets the connection and producer pools, as a fork does
+def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    """A Celery app on the broker of ``settings`` (or ``broker_url``), with the node's
+    policies; its tasks are :mod:`worker.jobs.tasks` (shared tasks, bound to any app)."""
+    app = Celery("rascore", include=["worker.jobs.tasks"])
     app.conf.update(
         broker_url=broker_url or settings.broker_url,
         task_acks_late=True,
@@ -78,12 +83,28 @@ def configure(settings: Settings, broker_url: str | None = None) -> Celery:
     return app
 
 
+def configure(settings: Settings, broker_url: str | None = None) -> Celery:
+    """Make this process's app for ``settings`` (or ``broker_url``) and use it from now on;
+    the previous one is closed with its pooled connections."""
+    global _app
+    app = make_celery(settings, broker_url)
+    with _lock:
+        previous, _app = _app, app
+    if previous is not None:
+        previous.pool.force_close_all()
+        previous.close()
+    return app
+
+
+def current() -> Celery:
+    """This process's app (configured from ``Settings()`` on first use if nobody did)."""
+    app = _app
+    return app if app is not None else configure(Settings())
+
+
 @worker_process_init.connect
 def _fresh_connections(**_kwargs: object) -> None:
     """A forked pool process opens its own database connections, never the parent's."""
     from worker.db.engine import engine_for
 
     engine_for.cache_clear()
-
-
-configure(Settings())

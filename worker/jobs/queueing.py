@@ -22,7 +22,7 @@ from sqlalchemy import update
 
 from worker.db.engine import session_scope
 from worker.db.models import Delivery, Job, utcnow
-from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, app
+from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, current
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ _lock = threading.Lock()
 
 
 def _broker() -> str:
-    return str(app.conf.broker_url or "")
+    return str(current().conf.broker_url or "")
 
 
 def publish(task: str, args: list[int], queue: str) -> bool:
@@ -47,7 +47,7 @@ def publish(task: str, args: list[int], queue: str) -> bool:
         if time.monotonic() < _down_until.get(broker, 0.0):
             return False
     try:
-        app.send_task(task, args=args, queue=queue, retry=True, retry_policy=_RETRY)
+        current().send_task(task, args=args, queue=queue, retry=True, retry_policy=_RETRY)
     except Exception as exc:  # broker down: the sweeper will queue it later
         with _lock:
             _down_until[broker] = time.monotonic() + BROKER_DOWN_S
@@ -106,7 +106,7 @@ def held_score_jobs() -> Held | None:
     transaction (O(queue length + unacknowledged)); None when the broker cannot be read (down,
     or not Redis)."""
     try:
-        with app.connection_for_read() as connection:
+        with current().connection_for_read() as connection:
             channel = connection.default_channel
             if not hasattr(channel, "unacked_key"):
                 return None  # not the Redis transport
@@ -156,3 +156,35 @@ def _score_job(message: bytes | str | dict[str, Any]) -> int | None:
         return int(args[0])
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
+
+
+# -- what the API reports of the broker ----------------------------------------------------------
+
+
+def broker_health() -> str:
+    """``ok``, or ``error: <type>`` when the broker cannot be reached within seconds."""
+    try:
+        with current().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting per queue; empty when the broker is away (the health check says why)."""
+    depths: dict[str, int] = {}
+    try:
+        with current().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+            channel = connection.default_channel
+            redis = getattr(channel, "client", None)  # Redis: a queue is a list
+            for queue in (SCORE_QUEUE, SEND_QUEUE):
+                if redis is not None:
+                    count = int(redis.llen(queue))
+                else:
+                    _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                depths[queue] = count
+    except Exception:  # broker away: no depth to tell
+        pass
+    return depths

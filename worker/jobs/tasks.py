@@ -1,4 +1,4 @@
-"""The Celery tasks: thin wrappers that give worker.jobs.score its settings and failure policy.
+"""The Celery tasks: thin wrappers that give the jobs their settings and failure policy.
 
 A transient failure (database or store unavailable) is retried in the task, the wait doubling
 up to ``task_retry_max_s``; after ``max_task_retries`` tries the task ends and leaves the job
@@ -14,16 +14,18 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from worker.db.engine import session_scope
 from worker.db.models import JobAttempt, utcnow
-from worker.jobs import score as jobs
-from worker.jobs.celery_app import app
+from worker.jobs.build import build_results
+from worker.jobs.outbox import send_delivery
+from worker.jobs.outcomes import Transient, worker_name
 from worker.jobs.queueing import enqueue_build, enqueue_send
+from worker.jobs.score import fail_job, score_job
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ def died_attempts(database_url: str, job_id: int) -> int:
 
 def give_up(job_id: int, reason: str) -> str:
     """Fail the job with ``reason`` and close the attempts its dead workers left open."""
-    outcome = jobs.fail_job(settings(), job_id, reason)
+    outcome = fail_job(settings(), job_id, reason)
     with session_scope(settings().effective_database_url) as session:
         session.execute(
             update(JobAttempt)
@@ -98,7 +100,7 @@ class _ScoreTask(Task):
             log.warning("could not fail a timed-out job", extra={"error": str(error)[:200]})
 
 
-@app.task(name="rascore.score", bind=True, max_retries=None, base=_ScoreTask)
+@shared_task(name="rascore.score", bind=True, max_retries=None, base=_ScoreTask)
 def score(self: Task, job_id: int) -> str:
     """Score one instance; on success, build its results."""
     url = settings().effective_database_url
@@ -110,8 +112,8 @@ def score(self: Task, job_id: int) -> str:
                 f"too-large: worker died {died} times while scoring (too large or crashing image?)"
             )
             return give_up(job_id, reason)
-        outcome = jobs.score_job(settings(), job_id, jobs.worker_name(self.request.hostname))
-    except (jobs.Transient, OperationalError) as exc:
+        outcome = score_job(settings(), job_id, worker_name(self.request.hostname))
+    except (Transient, OperationalError) as exc:
         return _retry_or_defer(self, {"job_id": job_id}, exc)
     except SoftTimeLimitExceeded:
         return give_up(job_id, too_large(settings().task_soft_time_limit_s))
@@ -120,7 +122,7 @@ def score(self: Task, job_id: int) -> str:
     return outcome.status
 
 
-@app.task(name="rascore.build", bind=True, max_retries=None)
+@shared_task(name="rascore.build", bind=True, max_retries=None)
 def build(self: Task, job_id: int) -> str:
     """Make the SR, SC and GSPS of a scored job; each one's deliveries go as soon as it is made.
     Given up on, a build is found unbuilt by the sweeper and queued again later."""
@@ -131,18 +133,18 @@ def build(self: Task, job_id: int) -> str:
             enqueue_send(url, delivery_id, 0)
 
     try:
-        jobs.build_results(settings(), job_id, send_now, jobs.worker_name(self.request.hostname))
-    except (jobs.Transient, OperationalError) as exc:
+        build_results(settings(), job_id, send_now, worker_name(self.request.hostname))
+    except (Transient, OperationalError) as exc:
         return _retry_or_defer(self, {"job_id": job_id}, exc)
     return "built"
 
 
-@app.task(name="rascore.send", bind=True, max_retries=None)
+@shared_task(name="rascore.send", bind=True, max_retries=None)
 def send(self: Task, delivery_id: int, attempt: int) -> str:
     """One attempt of one delivery. Retries are not Celery countdowns (a message held for an
     hour would sit unacknowledged in a worker): the outbox keeps ``next_attempt_at`` and the
     sweeper queues the next attempt when it is due."""
     try:
-        return jobs.send_delivery(settings(), delivery_id, attempt).status
-    except jobs.Transient as exc:
+        return send_delivery(settings(), delivery_id, attempt).status
+    except Transient as exc:
         raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 120)) from exc

@@ -24,9 +24,8 @@ import cv2
 import pydicom
 from pydicom.uid import SecondaryCaptureImageStorage
 
+from dicom_io.net import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP, send_files
 from dicom_io.results import JOINTS_PER_HAND, NOT_FOR_DIAGNOSTIC_USE, ScoringResult
-from dicom_io.scp import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP
-from dicom_io.scu import send_files
 from dicom_io.sr import read_sr
 
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"

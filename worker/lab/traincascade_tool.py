@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-traincascade.sh"
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-traincascade.sh"
 
 
 def find_traincascade(say: Callable[[str], None] = print) -> Path:

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from dicom_io.net import CannotUnderstand, OutOfResources, ReceivedInstance
 from dicom_io.reading import (
     MAX_PIXELS,
     MAX_SIDE,
@@ -42,7 +43,6 @@ from dicom_io.reading import (
     ImplausibleSpacing,
     check_bounds,
 )
-from dicom_io.scp import CannotUnderstand, OutOfResources, ReceivedInstance
 from worker import metrics
 from worker.db.engine import session_scope
 from worker.db.models import (
@@ -146,7 +146,7 @@ def _study_date(ds: Dataset) -> dt.date | None:
 
 
 class Receiver:
-    """A :data:`dicom_io.scp.StoreHandler` for the node; thread-safe (a session per call)."""
+    """A :data:`dicom_io.net.StoreHandler` for the node; thread-safe (a session per call)."""
 
     def __init__(
         self,

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicom_io.scp import StorageSCP, StoreHandler
-
+from dicom_io.net import StorageSCP, StoreHandler
 from worker.db import migrate
 from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
 from worker.jobs.queueing import enqueue_score
@@ -99,7 +98,7 @@ def worker_command(queues: str, concurrency: int, pool: str, name: str) -> list[
         "-m",
         "celery",
         "-A",
-        "worker.jobs.celery_app",
+        "worker.jobs.worker_app",
         "worker",
         "--queues",
         queues,

@@ -1,0 +1,187 @@
+"""The outbox: one delivery per result object and destination, each sent, and retried with
+backoff, until the destination has it or the attempts run out.
+
+A delivery is claimed before it is sent (a claim older than ``SEND_CLAIM_S`` belongs to a dead
+worker and may be taken over); a resent object is the same object, and the PACS keeps one.
+The sweeper (:mod:`worker.node.sweeper`) queues the next attempt when it is due, and an
+operator's resend (:func:`worker.db.operations.make_due`) makes one due now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from dicom_io.net import Destination, client_tls_context, send_files
+from worker import metrics
+from worker.db.engine import session_scope
+from worker.db.models import (
+    AuditEvent,
+    AuditEventType,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    ResultObject,
+    utcnow,
+)
+from worker.jobs.outcomes import Outcome, Transient, worker_name
+from worker.jobs.queueing import SEND_CLAIM_S
+from worker.node.store import Store
+from worker.settings import Settings
+
+
+def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) -> list[int]:
+    """One delivery per result object and configured destination; returns those due now and
+    not yet on the broker. ``complete``: every result object exists, the job is built."""
+    url = settings.effective_database_url
+    destinations = settings.destination_list
+    for _ in range(3):
+        try:
+            with session_scope(url) as session:
+                results = session.scalars(
+                    select(ResultObject).where(ResultObject.job_id == job_id)
+                ).all()
+                due = []
+                for result in results:
+                    known = {d.destination: d for d in result.deliveries}
+                    for dest in destinations:
+                        delivery = known.get(dest)
+                        if delivery is None:
+                            delivery = Delivery(
+                                result_id=result.id,
+                                destination=dest,
+                                status=DeliveryStatus.PENDING,
+                                next_attempt_at=utcnow(),
+                            )
+                            session.add(delivery)
+                            session.flush()
+                        if (
+                            delivery.status == DeliveryStatus.PENDING
+                            and delivery.attempts == 0
+                            and delivery.enqueued_at is None
+                        ):
+                            due.append(delivery.id)
+                if complete:
+                    job = session.get_one(Job, job_id)
+                    job.built_at = job.built_at or utcnow()
+                return due
+        except IntegrityError:
+            continue  # another run made the same rows: read them again
+        except OperationalError as exc:
+            raise Transient(f"database: {exc.orig}") from exc
+    return []
+
+
+def backoff_s(settings: Settings, attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: initial × 2^(attempts-1), capped."""
+    return float(
+        min(settings.send_retry_initial_s * 2 ** max(attempts - 1, 0), settings.send_retry_max_s)
+    )
+
+
+def send_delivery(settings: Settings, delivery_id: int, attempt: int) -> Outcome:
+    """Attempt number ``attempt`` (0-based) of a delivery; a message for an attempt that
+    already happened (a duplicate from the broker or the sweeper) does nothing."""
+    url = settings.effective_database_url
+    store = Store(settings.effective_store_dir)
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=SEND_CLAIM_S)
+    try:
+        with session_scope(url) as session:
+            claimed = session.execute(  # type: ignore[attr-defined]
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.attempts == attempt,
+                    (Delivery.claimed_at.is_(None)) | (Delivery.claimed_at < stale),
+                )
+                .values(claimed_at=now)
+            ).rowcount
+            if not claimed:
+                return Outcome("skipped", "not pending, already attempted, or held elsewhere")
+            delivery = session.get_one(Delivery, delivery_id)
+            path = store.path(delivery.result.store_key)
+            destination = delivery.destination
+            instance_id = delivery.result.job.instance_id
+            kind = delivery.result.kind
+    except OperationalError as exc:
+        raise Transient(f"database: {exc.orig}") from exc
+
+    started = time.perf_counter()
+    try:
+        tls = (  # RASCORE_TLS_DESTINATIONS: never in plain to these
+            client_tls_context(settings.tls_ca, settings.tls_cert, settings.tls_key)
+            if settings.sends_tls(destination)
+            else None
+        )
+        status = send_files(
+            Destination.parse(destination), [path], calling_ae=settings.ae_title, tls=tls
+        )[0]
+        ok, code, why = status.ok, status.status_hex, status.error or ""
+    except Exception as exc:  # association refused, host unreachable, a file gone
+        ok, code, why = False, "", f"{type(exc).__name__}: {exc}"
+    metrics.STAGE_SECONDS.labels("send").observe(time.perf_counter() - started)
+    if ok:
+        metrics.SENT.labels(kind).inc()
+    else:
+        metrics.SEND_FAILURES.inc()
+
+    try:
+        return _record_send(settings, delivery_id, kind, destination, instance_id, ok, code, why)
+    except OperationalError as exc:
+        # the claim stays; it goes stale and the sweeper sends again (a resent object is the
+        # same object: the PACS keeps one)
+        raise Transient(f"database: {exc.orig}") from exc
+
+
+def _record_send(
+    settings: Settings,
+    delivery_id: int,
+    kind: str,
+    destination: str,
+    instance_id: int,
+    ok: bool,
+    code: str,
+    why: str,
+) -> Outcome:
+    with session_scope(settings.effective_database_url) as session:
+        delivery = session.get_one(Delivery, delivery_id)
+        delivery.attempts += 1
+        delivery.claimed_at = None
+        delivery.last_status = code
+        if ok:
+            delivery.status = DeliveryStatus.SENT
+            delivery.sent_at = utcnow()
+            delivery.last_error = ""
+            event = AuditEventType.SENT
+        else:
+            delivery.last_error = why[:2000]
+            if delivery.attempts >= settings.send_max_attempts:
+                delivery.status = DeliveryStatus.FAILED
+            else:
+                wait = backoff_s(settings, delivery.attempts)
+                delivery.next_attempt_at = utcnow() + dt.timedelta(seconds=wait)
+            event = AuditEventType.SEND_FAILED
+        session.add(
+            AuditEvent(
+                event=event,
+                actor=worker_name(),
+                instance_id=instance_id,
+                detail={
+                    "delivery_id": delivery_id,
+                    "kind": kind,
+                    "destination": destination,
+                    "attempt": delivery.attempts,
+                    "status": code,
+                    "error": why[:500],
+                },
+            )
+        )
+        final = delivery.status
+    if ok:
+        return Outcome("done")
+    return Outcome("failed" if final == DeliveryStatus.FAILED else "retry", why)
