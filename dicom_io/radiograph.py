@@ -128,6 +128,14 @@ class RadiographSpec:
 
 def _validate(spec: RadiographSpec, study: StudyIdentity) -> np.ndarray:
     """Reject specs that cannot become a valid object; return the pixels as uint16."""
+    px = _validated_pixels(spec)
+    _validate_image(spec)
+    _validate_identity(spec, study)
+    return px.astype(np.uint16, copy=False)
+
+
+def _validated_pixels(spec: RadiographSpec) -> np.ndarray:
+    """The pixels, when they are a 2-D array of stored values that fit ``bits_stored``."""
     px = np.asarray(spec.pixels)
     if px.ndim != 2:
         raise ValueError(f"pixels must be a 2-D array, got shape {px.shape}")
@@ -145,6 +153,11 @@ def _validate(spec: RadiographSpec, study: StudyIdentity) -> np.ndarray:
             f"pixel value {hi} does not fit in bits_stored={spec.bits_stored} "
             f"(maximum {2**spec.bits_stored - 1})"
         )
+    return px
+
+
+def _validate_image(spec: RadiographSpec) -> None:
+    """The image's attributes: photometric, modality, laterality, spacing, LUTs, syntax."""
     if spec.photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(
             f"photometric must be MONOCHROME1 or MONOCHROME2, not {spec.photometric!r}"
@@ -169,6 +182,10 @@ def _validate(spec: RadiographSpec, study: StudyIdentity) -> np.ndarray:
     if UID(spec.transfer_syntax_uid) not in SUPPORTED_TRANSFER_SYNTAXES:
         names = ", ".join(u.name for u in SUPPORTED_TRANSFER_SYNTAXES)
         raise ValueError(f"transfer syntax {spec.transfer_syntax_uid} unsupported; use {names}")
+
+
+def _validate_identity(spec: RadiographSpec, study: StudyIdentity) -> None:
+    """UIDs, dates, times and texts, each as its value representation allows."""
     for name, uid in (
         ("sop_instance_uid", spec.sop_instance_uid),
         ("series_instance_uid", spec.series_instance_uid),
@@ -210,7 +227,6 @@ def _validate(spec: RadiographSpec, study: StudyIdentity) -> np.ndarray:
             raise ValueError(f"{name} must be at most {limit} characters, got {len(value)}")
         if limit <= 64 and "\\" in value:  # the value separator of LO/SH
             raise ValueError(f"{name} must not contain a backslash: {value!r}")
-    return px.astype(np.uint16, copy=False)
 
 
 def _ds(value: float) -> str:
@@ -229,31 +245,8 @@ def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
-def build_radiograph(spec: RadiographSpec, study: StudyIdentity) -> Dataset:
-    """Build the dataset (with file meta) for one CR or DX For Presentation radiograph.
-
-    Raises ValueError for a spec that cannot be encoded as a valid instance.
-    """
-    pixels = _validate(spec, study)
-    is_dx = spec.modality == "DX"
-    sop_class = DX_IMAGE_STORAGE_FOR_PRESENTATION if is_dx else CR_IMAGE_STORAGE
-    spacing = [_ds(spec.pixel_spacing_mm)] * 2
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = UID(spec.sop_instance_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.file_meta = meta
-
-    # SOP Common
-    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: any patient name survives
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = spec.sop_instance_uid
-    ds.InstanceCreationDate = spec.content_date
-    ds.InstanceCreationTime = spec.content_time
-
+def _patient_and_study(ds: Dataset, study: StudyIdentity) -> None:
+    """Patient and General Study, from ``study``."""
     # Patient
     ds.PatientName = study.patient_name
     ds.PatientID = study.patient_id
@@ -269,6 +262,10 @@ def build_radiograph(spec: RadiographSpec, study: StudyIdentity) -> Dataset:
     ds.AccessionNumber = study.accession_number
     ds.StudyDescription = study.study_description
 
+
+def _series_equipment_and_image(ds: Dataset, spec: RadiographSpec) -> None:
+    """General Series (CR or DX Series), General Equipment and General Image."""
+    is_dx = spec.modality == "DX"
     # General Series, CR Series / DX Series. The series Laterality (Type 2C) is left out:
     # Image Laterality below carries the side, and dciodvfy errors when both are present.
     ds.Modality = spec.modality
@@ -303,6 +300,10 @@ def build_radiograph(spec: RadiographSpec, study: StudyIdentity) -> Dataset:
     # inversion explicitly for viewers that look only here.
     ds.PresentationLUTShape = "INVERSE" if spec.photometric == "MONOCHROME1" else "IDENTITY"
 
+
+def _pixels_and_detector(ds: Dataset, spec: RadiographSpec, pixels: np.ndarray) -> None:
+    """Image Pixel, and CR Image / DX Detector with the pixel spacing."""
+    spacing = [_ds(spec.pixel_spacing_mm)] * 2
     # Image Pixel
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = spec.photometric
@@ -324,24 +325,29 @@ def build_radiograph(spec: RadiographSpec, study: StudyIdentity) -> Dataset:
     if spec.exposure_mas is not None:
         ds.Exposure = int(spec.exposure_mas)
 
-    if is_dx:
-        ds.DetectorType = ""  # Type 2: a phantom has no physical detector
-        ds.DetectorConfiguration = "AREA"
-        # DX Anatomy Imaged
-        ds.AnatomicRegionSequence = Sequence([_code_item(*_HAND_CODE)])
-        # DX Positioning: ViewPosition brings the module in, so its Type 2 PositionerType
-        # must be there, and dciodvfy warns unless the view is also coded.
-        ds.PositionerType = ""
-        view = _VIEW_CODES.get(spec.view_position)
-        if view is not None:
-            ds.ViewCodeSequence = Sequence([_code_item(*view)])
-        # DX Image. LOG: stored values follow the log of exposure. Sign -1: higher values
-        # mean less X-ray intensity (bone bright in MONOCHROME2); +1 for MONOCHROME1.
-        ds.PixelIntensityRelationship = "LOG"
-        ds.PixelIntensityRelationshipSign = -1 if spec.photometric == "MONOCHROME2" else 1
-        # Acquisition Context (Mandatory module, Type 2 sequence)
-        ds.AcquisitionContextSequence = Sequence([])
 
+def _dx_modules(ds: Dataset, spec: RadiographSpec) -> None:
+    """What DX adds: DX Detector, Anatomy Imaged, Positioning, Image, Acquisition Context."""
+    ds.DetectorType = ""  # Type 2: a phantom has no physical detector
+    ds.DetectorConfiguration = "AREA"
+    # DX Anatomy Imaged
+    ds.AnatomicRegionSequence = Sequence([_code_item(*_HAND_CODE)])
+    # DX Positioning: ViewPosition brings the module in, so its Type 2 PositionerType
+    # must be there, and dciodvfy warns unless the view is also coded.
+    ds.PositionerType = ""
+    view = _VIEW_CODES.get(spec.view_position)
+    if view is not None:
+        ds.ViewCodeSequence = Sequence([_code_item(*view)])
+    # DX Image. LOG: stored values follow the log of exposure. Sign -1: higher values
+    # mean less X-ray intensity (bone bright in MONOCHROME2); +1 for MONOCHROME1.
+    ds.PixelIntensityRelationship = "LOG"
+    ds.PixelIntensityRelationshipSign = -1 if spec.photometric == "MONOCHROME2" else 1
+    # Acquisition Context (Mandatory module, Type 2 sequence)
+    ds.AcquisitionContextSequence = Sequence([])
+
+
+def _luts(ds: Dataset, spec: RadiographSpec) -> None:
+    """Modality LUT and VOI LUT, when the spec has them."""
     # Modality LUT (for DX the DX Image module fixes slope 1, intercept 0)
     if spec.rescale is not None:
         ds.RescaleIntercept = _ds(spec.rescale[1])
@@ -354,6 +360,38 @@ def build_radiograph(spec: RadiographSpec, study: StudyIdentity) -> Dataset:
         ds.WindowWidth = _ds(spec.window[1])
         ds.WindowCenterWidthExplanation = spec.window_explanation
         ds.VOILUTFunction = "LINEAR"
+
+
+def build_radiograph(spec: RadiographSpec, study: StudyIdentity) -> Dataset:
+    """Build the dataset (with file meta) for one CR or DX For Presentation radiograph.
+
+    Raises ValueError for a spec that cannot be encoded as a valid instance.
+    """
+    pixels = _validate(spec, study)
+    is_dx = spec.modality == "DX"
+    sop_class = DX_IMAGE_STORAGE_FOR_PRESENTATION if is_dx else CR_IMAGE_STORAGE
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = UID(spec.sop_instance_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = meta
+
+    # SOP Common
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: any patient name survives
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = spec.sop_instance_uid
+    ds.InstanceCreationDate = spec.content_date
+    ds.InstanceCreationTime = spec.content_time
+
+    _patient_and_study(ds, study)
+    _series_equipment_and_image(ds, spec)
+    _pixels_and_detector(ds, spec, pixels)
+    if is_dx:
+        _dx_modules(ds, spec)
+    _luts(ds, spec)
 
     ds.PixelData = pixels.astype("<u2", copy=False).tobytes()
 
