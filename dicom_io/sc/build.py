@@ -155,6 +155,21 @@ def build_overlay_sc(
     # Study attributes beyond what highdicom copies (Study Description, ...), so that
     # dcentvfy sees the same study entity in the source and its results.
     sc.copy_patient_and_study_information(header)
+    _from_source(sc, source)
+
+    sc.DeviceUID = result.model.device_uid
+    sc.ConversionType = "WSD"  # made on a workstation from another image
+    sc.BurnedInAnnotation = "YES"
+    sc.ImageComments = NOT_FOR_DIAGNOSTIC_USE
+    sc.DerivationDescription = _DERIVATION_DESCRIPTION
+    sc.SourceImageSequence = DicomSequence([_image_reference(header, _PURPOSE_SOURCE_IMAGE)])
+    sc.ReferencedImageSequence = DicomSequence([_image_reference(header, None)])
+    return sc
+
+
+def _from_source(sc: Dataset, source: Dataset) -> None:
+    """What the overlay carries over from its source: orientation, laterality, body part, the
+    film's scanned spacing, and the flags for recognisable features and lossy compression."""
     orientation = values(source.get("PatientOrientation"))
     if len(orientation) == 2 and all(str(v).strip() for v in orientation):
         sc["PatientOrientation"] = copy.deepcopy(source["PatientOrientation"])
@@ -166,21 +181,12 @@ def build_overlay_sc(
     scanned = spacing_pair(source.get("NominalScannedPixelSpacing"))
     if scanned is not None:  # a digitised film: the overlay has its grid
         sc.NominalScannedPixelSpacing = list(scanned)
-
-    sc.DeviceUID = result.model.device_uid
-    sc.ConversionType = "WSD"  # made on a workstation from another image
-    sc.BurnedInAnnotation = "YES"
     sc.RecognizableVisualFeatures = _yes_no(source.get("RecognizableVisualFeatures"), "NO")
     # Once lossy, always flagged (PS3.3 C.7.6.1.1.5): the overlay is as lossy as its source.
     sc.LossyImageCompression = "01" if _lossy(source) else "00"
     for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
         if keyword in source and source[keyword].value and sc.LossyImageCompression == "01":
             sc[keyword] = copy.deepcopy(source[keyword])
-    sc.ImageComments = NOT_FOR_DIAGNOSTIC_USE
-    sc.DerivationDescription = _DERIVATION_DESCRIPTION
-    sc.SourceImageSequence = DicomSequence([_image_reference(header, _PURPOSE_SOURCE_IMAGE)])
-    sc.ReferencedImageSequence = DicomSequence([_image_reference(header, None)])
-    return sc
 
 
 def _yes_no(value: Any, default: str) -> str:
