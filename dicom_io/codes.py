@@ -38,6 +38,7 @@ Where a concept comes from:
 from __future__ import annotations
 
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
@@ -177,3 +178,13 @@ def procedure_reported(laterality: str | None) -> Code:
     ``laterality`` is Image Laterality (``L``, ``R``, ``B``) or anything else for unknown.
     """
     return _PROCEDURES.get((laterality or "").strip().upper(), _PROCEDURE_UNKNOWN_SIDE)
+
+
+def code_item(value: str, scheme: str, meaning: str) -> Dataset:
+    """A plain Code Sequence item (PS3.3 8.8), for the sequences an IOD builder fills itself
+    rather than through highdicom."""
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item

@@ -27,6 +27,8 @@ from pydicom.uid import (
     JPEGLSLossless,
 )
 
+from dicom_io.codes import code_item
+
 __all__ = [
     "CR_IMAGE_STORAGE",
     "DX_IMAGE_STORAGE_FOR_PRESENTATION",
@@ -237,14 +239,6 @@ def _ds(value: float) -> str:
     return text
 
 
-def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
-    return item
-
-
 def _patient_and_study(ds: Dataset, study: StudyIdentity) -> None:
     """Patient and General Study, from ``study``."""
     # Patient
@@ -331,13 +325,13 @@ def _dx_modules(ds: Dataset, spec: RadiographSpec) -> None:
     ds.DetectorType = ""  # Type 2: a phantom has no physical detector
     ds.DetectorConfiguration = "AREA"
     # DX Anatomy Imaged
-    ds.AnatomicRegionSequence = Sequence([_code_item(*_HAND_CODE)])
+    ds.AnatomicRegionSequence = Sequence([code_item(*_HAND_CODE)])
     # DX Positioning: ViewPosition brings the module in, so its Type 2 PositionerType
     # must be there, and dciodvfy warns unless the view is also coded.
     ds.PositionerType = ""
     view = _VIEW_CODES.get(spec.view_position)
     if view is not None:
-        ds.ViewCodeSequence = Sequence([_code_item(*view)])
+        ds.ViewCodeSequence = Sequence([code_item(*view)])
     # DX Image. LOG: stored values follow the log of exposure. Sign -1: higher values
     # mean less X-ray intensity (bone bright in MONOCHROME2); +1 for MONOCHROME1.
     ds.PixelIntensityRelationship = "LOG"

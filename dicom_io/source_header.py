@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, TM
 
-from dicom_io.results import SourceHeaderError
+from dicom_io.results import ResultMismatch, SourceHeaderError
 
 #: Type 2 patient and study attributes highdicom copies from the source
 TYPE_2_IDENTITY = (
@@ -161,6 +161,17 @@ def header_copy(source: Dataset) -> Dataset:
 
 
 _CHARACTER_SETS = frozenset(v.value for v in SpecificCharacterSetValues)
+
+
+def result_header(source: Dataset, result_source_uid: str) -> Dataset:
+    """:func:`header_copy` of ``source``, once the result is known to be about this image
+    (:class:`~dicom_io.results.ResultMismatch` otherwise)."""
+    header = header_copy(source)  # the patient, study and identity as each IOD asks
+    if str(header.SOPInstanceUID) != result_source_uid:
+        raise ResultMismatch(
+            f"result is for image {result_source_uid}, not for {header.SOPInstanceUID}"
+        )
+    return header
 
 
 def _clean_identity(header: Dataset) -> None:

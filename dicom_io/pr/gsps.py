@@ -49,8 +49,13 @@ from dicom_io.annotations import (
     place_labels,
 )
 from dicom_io.reading import read_radiograph
-from dicom_io.results import JointResult, ResultMismatch, ScoringResult, building
-from dicom_io.source_header import body_part, header_copy, series_laterality_applies, values
+from dicom_io.results import JointResult, ScoringResult, building
+from dicom_io.source_header import (
+    body_part,
+    result_header,
+    series_laterality_applies,
+    values,
+)
 
 __all__ = [
     "CONTENT_LABEL",
@@ -396,11 +401,7 @@ def build_gsps(
     :class:`~dicom_io.results.ResultBuildError` if the GSPS cannot be built for another
     reason.
     """
-    header = header_copy(source)  # the patient, study and identity as each IOD asks
-    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
-        raise ResultMismatch(
-            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
-        )
+    header = result_header(source, result.source_sop_instance_uid)
     rows, columns = int(header.Rows), int(header.Columns)
     modality_lut_sequence = _modality_lut(source, header)
     layers, annotations, groups = _annotations(header, result, rows, columns)

@@ -10,16 +10,16 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicom_io.codes import code_item
 from dicom_io.results import (
     NOT_FOR_DIAGNOSTIC_USE,
-    ResultMismatch,
     ScoringResult,
     building,
 )
 from dicom_io.sc.render import render_overlay
 from dicom_io.source_header import (
     body_part,
-    header_copy,
+    result_header,
     series_laterality_applies,
     spacing_pair,
     values,
@@ -35,20 +35,12 @@ _DERIVATION_DESCRIPTION = (
 )
 
 
-def _code(value: str, scheme: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
-    return item
-
-
 def _image_reference(source: Dataset, purpose: tuple[str, str, str] | None) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = source.SOPClassUID
     item.ReferencedSOPInstanceUID = source.SOPInstanceUID
     if purpose is not None:
-        item.PurposeOfReferenceCodeSequence = DicomSequence([_code(*purpose)])
+        item.PurposeOfReferenceCodeSequence = DicomSequence([code_item(*purpose)])
     return item
 
 
@@ -125,11 +117,7 @@ def build_overlay_sc(
     :class:`dicom_io.reading.UnreadableImage` when the source's pixels cannot be decoded, and
     :class:`~dicom_io.results.ResultBuildError` when the SC cannot be built for another reason.
     """
-    header = header_copy(source)  # the patient, study and identity as each IOD asks
-    if str(header.SOPInstanceUID) != result.source_sop_instance_uid:
-        raise ResultMismatch(
-            f"result is for image {result.source_sop_instance_uid}, not for {header.SOPInstanceUID}"
-        )
+    header = result_header(source, result.source_sop_instance_uid)
     pixels = render_overlay(source, result)
 
     sc = SCImage.from_ref_dataset(
