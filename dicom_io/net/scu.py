@@ -378,20 +378,27 @@ def _failed(item: _Item, why: str | None) -> SendStatus:
     return SendStatus(item.path, item.sop_instance, str(item.sop_class), None, False, why)
 
 
-def _send_one(assoc: Association, item: _Item, dest: Destination) -> SendStatus:
+def _decompress_to_send(assoc: Association, item: _Item) -> bool | None:
+    """Whether ``item`` goes decompressed (the peer accepted only an uncompressed context for
+    it), as it is (False), or not at all (None: no context fits)."""
     accepted = {(cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts}
     own = item.transfer_syntax
     if (item.sop_class, own) in accepted or (
         own in _CONVERTIBLE and any((item.sop_class, ts) in accepted for ts in _CONVERTIBLE)
     ):
-        decompress = False
-    elif own.is_compressed and any((item.sop_class, ts) in accepted for ts in _UNCOMPRESSED):
-        decompress = True
-    else:
+        return False
+    if own.is_compressed and any((item.sop_class, ts) in accepted for ts in _UNCOMPRESSED):
+        return True
+    return None
+
+
+def _send_one(assoc: Association, item: _Item, dest: Destination) -> SendStatus:
+    decompress = _decompress_to_send(assoc, item)
+    if decompress is None:
         return _failed(
             item,
             f"{dest} accepted no presentation context for {item.sop_class.name} "
-            f"in {own.name} or uncompressed",
+            f"in {item.transfer_syntax.name} or uncompressed",
         )
     try:
         ds = dcmread(item.path)

@@ -1,4 +1,4 @@
-"""The overlay Secondary Capture: the scores burned into a colour copy of the source image.
+"""Drawing the overlay: the scores burned into a colour copy of the source image.
 
 Every PACS viewer shows a Secondary Capture, including those that ignore Structured Reports and
 presentation states, so this is the one result object a radiologist is sure to see. It is the
