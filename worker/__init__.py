@@ -5,7 +5,8 @@ Subpackages: ``node`` (receiving and the process that runs it all), ``jobs`` (sc
 sending; the Celery app), ``db`` (models, engine, migrations, queries, operations), ``api`` (the
 audit HTTP API and dashboard), ``lab`` (training, evaluation, reports, phantom export, demo) and
 ``cli`` (the ``rascore`` command). Top-level modules are services every part may use: settings,
-logs, metrics, the model reference, and :mod:`~worker.scoring_io` (a DICOM file scored).
+logs, metrics, the model reference, an overlay as PNG, and :mod:`~worker.scoring_io` (a
+DICOM file scored).
 
 ``worker`` may import ``dicom_io`` and ``scoring``; they never import ``worker``.
 """

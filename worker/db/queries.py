@@ -280,6 +280,17 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any] | None
     return out
 
 
+def latest_overlay_key(session: Session, instance_id: int) -> str | None:
+    """The store key of the overlay SC of the instance's latest scoring, if one was made."""
+    return session.scalar(
+        select(ResultObject.store_key)
+        .join(Job)
+        .where(Job.instance_id == instance_id, ResultObject.kind == "sc")
+        .order_by(ResultObject.id.desc())
+        .limit(1)
+    )
+
+
 def _scores_query(where: InstanceFilter) -> Select[ImageScoreRow, Instance, Study]:
     return where.apply(
         select(ImageScoreRow, Instance, Study)

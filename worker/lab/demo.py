@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import pydicom
 from pydicom.uid import SecondaryCaptureImageStorage
 
 from dicom_io.net import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP, send_files
 from dicom_io.results import JOINTS_PER_HAND, NOT_FOR_DIAGNOSTIC_USE, ScoringResult
 from dicom_io.sr import read_sr
+from worker.png import overlay_png
 
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
 GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
@@ -79,9 +79,8 @@ class LocalPacs:
 
 
 def _overlay_png(sc_path: Path) -> Path:
-    ds = pydicom.dcmread(sc_path)
     png = sc_path.with_suffix(".png")
-    cv2.imwrite(str(png), cv2.cvtColor(ds.pixel_array, cv2.COLOR_RGB2BGR))
+    png.write_bytes(overlay_png(sc_path))
     return png
 
 
