@@ -47,7 +47,7 @@ from scoring.detection.identify import HandTemplate
 from scoring.evaluation import realism
 from scoring.training.cnn import centre
 from worker.lab.real_images import read_landmarks, real_split
-from worker.lab.recipe import PhantomSet, prepare, prepare_real
+from worker.lab.training_data import PhantomSet, prepare, prepare_real
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SEED, TEST_SEED = 5101, 5102  #: not the model's 1001 / 2002 / 3003

@@ -34,7 +34,7 @@ def test_card_says_what_the_model_is(bundle: ModelBundle) -> None:
 
 def test_model_reproduces_its_cards_figures(bundle: ModelBundle) -> None:
     from worker.lab.evaluate_folder import evaluate_phantom_test_set
-    from worker.lab.recipe import PhantomSet
+    from worker.lab.training_data import PhantomSet
 
     figures = evaluate_phantom_test_set(
         DEFAULT_MODEL_DIR,

@@ -158,7 +158,20 @@ def markdown_table(figures: dict[str, Any]) -> str:
 
 def markdown_card(card: dict[str, Any]) -> str:
     """The model card in Markdown."""
-    t = card["training"]
+    lines = _card_identity(card) + _card_recipe(card) + _card_evaluation(card)
+    lines += [
+        "## Limitations",
+        "",
+        "The phantom draws what its author knows of RA radiographs; real radiographs differ in "
+        "anatomy, disease and acquisition. Figures on phantoms measure how well the method "
+        "recovers the phantom's labels, not performance on patients.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _card_identity(card: dict[str, Any]) -> list[str]:
+    """Who the model is, and the data it was trained on."""
     lines = [
         f"# Model card: {card['name']} {card['version']}",
         "",
@@ -189,9 +202,15 @@ def markdown_card(card: dict[str, Any]) -> str:
             f"{real['train']} for training, {real['tuning']} held out of training for choices "
             f"(epochs, thresholds), {real['validation']} for validation only.",
         ]
+    return lines
+
+
+def _card_recipe(card: dict[str, Any]) -> list[str]:
+    """How it was trained: detector, networks, abstention and class prior."""
+    t = card["training"]
     recipe = card["recipe"]
     detector = card.get("detector", {}).get("kind", "cascade")
-    lines += ["", "## Recipe", "", f"- detector: {detector}"]
+    lines = ["", "## Recipe", "", f"- detector: {detector}"]
     if detector == "cascade":
         lines.append(
             f"- cascade: {json.dumps(recipe['cascade'])} on {recipe['cascade_images']} images"
@@ -222,6 +241,12 @@ def markdown_card(card: dict[str, Any]) -> str:
             "by Bayes' rule"
         )
     lines.append("")
+    return lines
+
+
+def _card_evaluation(card: dict[str, Any]) -> list[str]:
+    """The figures on held-out phantoms and, when trained with them, on real hands."""
+    lines: list[str] = []
     if "evaluation" in card:
         ts = card["evaluation"].get("test_set", {})
         lines += [
@@ -246,12 +271,4 @@ def markdown_card(card: dict[str, Any]) -> str:
             readable_table(ev),
             "",
         ]
-    lines += [
-        "## Limitations",
-        "",
-        "The phantom draws what its author knows of RA radiographs; real radiographs differ in "
-        "anatomy, disease and acquisition. Figures on phantoms measure how well the method "
-        "recovers the phantom's labels, not performance on patients.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines

@@ -57,7 +57,7 @@ from worker.db.models import (
     utcnow,
 )
 from worker.model_ref import ModelRef
-from worker.node.routing import route
+from worker.node.routing import Route, route
 from worker.node.store import Store
 
 log = logging.getLogger(__name__)
@@ -228,47 +228,92 @@ class Receiver:
         self, session: Session, received: ReceivedInstance, header: Dataset, key: str
     ) -> Filed:
         study, patient_change = self._study(session, header)
+        decision = route(header, self.hand_keywords)
+        instance, duplicate = self._instance(session, received, header, key, study, decision)
+        if patient_change is not None:
+            self._patient_changed(session, received, study, instance, patient_change)
+        self._audit_arrival(session, received, instance, duplicate)
+        job_id = None
+        if not decision.score:
+            if not duplicate:
+                session.add(
+                    AuditEvent(
+                        event=AuditEventType.SKIPPED,
+                        actor="router",
+                        instance_id=instance.id,
+                        detail={"reason": decision.reason},
+                    )
+                )
+        else:
+            job_id = self._new_job(session, instance)
+        return Filed(instance.id, instance.status, duplicate, job_id, instance.store_key)
+
+    @staticmethod
+    def _instance(
+        session: Session,
+        received: ReceivedInstance,
+        header: Dataset,
+        key: str,
+        study: Study,
+        decision: Route,
+    ) -> tuple[Instance, bool]:
+        """The instance row, found (the same SOP instance UID and content: a duplicate) or
+        made."""
         instance = session.scalar(
             select(Instance).where(
                 Instance.sop_instance_uid == received.sop_instance_uid,
                 Instance.sha256 == received.sha256,
             )
         )
-        duplicate = instance is not None
-        decision = route(header, self.hand_keywords)
-        if instance is None:
-            instance = Instance(
-                study=study,
-                series_instance_uid=_text(header, "SeriesInstanceUID", 64),
-                sop_instance_uid=received.sop_instance_uid,
-                sop_class_uid=clean(received.sop_class_uid, 64),
-                sha256=received.sha256,
-                transfer_syntax=clean(received.transfer_syntax, 64),
-                size=received.size,
-                modality=_text(header, "Modality", 16),
-                body_part=_text(header, "BodyPartExamined", 64),
-                laterality=_text(header, "ImageLaterality", 4) or _text(header, "Laterality", 4),
-                store_key=key,
-                status=InstanceStatus.QUEUED if decision.score else InstanceStatus.SKIPPED,
-                reason="" if decision.score else decision.reason,
-                received_at=received.received_at,
+        if instance is not None:
+            return instance, True
+        instance = Instance(
+            study=study,
+            series_instance_uid=_text(header, "SeriesInstanceUID", 64),
+            sop_instance_uid=received.sop_instance_uid,
+            sop_class_uid=clean(received.sop_class_uid, 64),
+            sha256=received.sha256,
+            transfer_syntax=clean(received.transfer_syntax, 64),
+            size=received.size,
+            modality=_text(header, "Modality", 16),
+            body_part=_text(header, "BodyPartExamined", 64),
+            laterality=_text(header, "ImageLaterality", 4) or _text(header, "Laterality", 4),
+            store_key=key,
+            status=InstanceStatus.QUEUED if decision.score else InstanceStatus.SKIPPED,
+            reason="" if decision.score else decision.reason,
+            received_at=received.received_at,
+        )
+        session.add(instance)
+        session.flush()
+        return instance, False
+
+    @staticmethod
+    def _patient_changed(
+        session: Session,
+        received: ReceivedInstance,
+        study: Study,
+        instance: Instance,
+        change: dict[str, Any],
+    ) -> None:
+        session.add(
+            AuditEvent(
+                event=AuditEventType.PATIENT_CHANGED,
+                actor=clean(received.calling_ae_title, 16),
+                instance_id=instance.id,
+                detail=change,
             )
-            session.add(instance)
-            session.flush()
-        if patient_change is not None:
-            session.add(
-                AuditEvent(
-                    event=AuditEventType.PATIENT_CHANGED,
-                    actor=clean(received.calling_ae_title, 16),
-                    instance_id=instance.id,
-                    detail=patient_change,
-                )
-            )
-            # the identities are in the audit trail; the log says only that it happened
-            log.info(
-                "study's patient changed (merge in the sender?)",
-                extra={"study_id": study.id, "instance_id": instance.id},
-            )
+        )
+        # the identities are in the audit trail; the log says only that it happened
+        log.info(
+            "study's patient changed (merge in the sender?)",
+            extra={"study_id": study.id, "instance_id": instance.id},
+        )
+
+    @staticmethod
+    def _audit_arrival(
+        session: Session, received: ReceivedInstance, instance: Instance, duplicate: bool
+    ) -> None:
+        """The reception (who sent it, from where) and its audit event."""
         session.add(
             Reception(
                 instance_id=instance.id,
@@ -283,24 +328,16 @@ class Receiver:
         detail = {"sop_instance_uid": received.sop_instance_uid, "host": received.calling_host}
         event = AuditEventType.DUPLICATE if duplicate else AuditEventType.RECEIVED
         session.add(AuditEvent(event=event, actor=actor, instance_id=instance.id, detail=detail))
-        if not decision.score:
-            if not duplicate:
-                session.add(
-                    AuditEvent(
-                        event=AuditEventType.SKIPPED,
-                        actor="router",
-                        instance_id=instance.id,
-                        detail={"reason": decision.reason},
-                    )
-                )
-            return Filed(instance.id, instance.status, duplicate, None, instance.store_key)
+
+    def _new_job(self, session: Session, instance: Instance) -> int | None:
+        """A queued scoring job for this node's model, unless the instance has one already."""
         existing = session.scalar(
             select(Job).where(
                 Job.instance_id == instance.id, Job.model_version == self.model.version
             )
         )
         if existing is not None:
-            return Filed(instance.id, instance.status, duplicate, None, instance.store_key)
+            return None
         job = Job(
             instance_id=instance.id,
             model_name=self.model.name,
@@ -319,7 +356,7 @@ class Receiver:
                 detail={"job_id": job.id, "model_version": self.model.version},
             )
         )
-        return Filed(instance.id, instance.status, duplicate, job.id, instance.store_key)
+        return job.id
 
     @staticmethod
     def _study(session: Session, header: Dataset) -> tuple[Study, dict[str, Any] | None]:
