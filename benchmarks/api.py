@@ -121,10 +121,10 @@ def main() -> None:
     from servers import PostgresServer, free_port
 
     from worker.api.app import create_app
-    from worker.api.auth import create_token
     from worker.db import migrate, queries
     from worker.db.engine import session_scope
     from worker.db.models import TokenRole
+    from worker.db.tokens import create_token
     from worker.settings import Settings
 
     server = PostgresServer().start()

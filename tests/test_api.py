@@ -297,13 +297,13 @@ def test_api_csv_and_dashboard_show_not_assessable_joints(
     from fastapi.testclient import TestClient
     from not_assessable_scoring import MISSING, NOT_ASSESSABLE, score_with_not_assessable
 
-    from worker.api import auth
     from worker.api.app import create_app
+    from worker.db import tokens
     from worker.db.models import TokenRole
 
     done = score_with_not_assessable(phantom_file, tmp_path / "home", monkeypatch)
     with session_scope(done.settings.effective_database_url) as session:
-        token = auth.create_token(session, "auditor", TokenRole.READ)
+        token = tokens.create_token(session, "auditor", TokenRole.READ)
     client = TestClient(create_app(done.settings))
     bearer = {"Authorization": f"Bearer {token}"}
 

@@ -35,9 +35,8 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 from servers import NodeProcess, free_port
 from sqlalchemy import event, insert, select, update
 
-from worker.api import auth
 from worker.api.app import create_app
-from worker.db import migrate
+from worker.db import migrate, tokens
 from worker.db.engine import engine_for, session_scope
 from worker.db.models import (
     AuditEvent,
@@ -205,8 +204,8 @@ def _api(home: Path, **overrides: Any) -> Api:
     migrate.upgrade(url)
     api = Api(settings, url, TestClient(create_app(settings)))
     with session_scope(url) as s:
-        api.tokens["reader"] = auth.create_token(s, "reader", TokenRole.READ)
-        api.tokens["admin"] = auth.create_token(s, "admin", TokenRole.OPERATOR)
+        api.tokens["reader"] = tokens.create_token(s, "reader", TokenRole.READ)
+        api.tokens["admin"] = tokens.create_token(s, "admin", TokenRole.OPERATOR)
     return api
 
 
@@ -409,7 +408,7 @@ def test_a_flood_of_gets_leaves_c_stores_their_success(
 
     process, base, first = served
     with session_scope(process.database_url) as s:
-        token = auth.create_token(s, f"flood-{time.monotonic_ns()}", TokenRole.READ)
+        token = tokens.create_token(s, f"flood-{time.monotonic_ns()}", TokenRole.READ)
     bearer = {"Authorization": f"Bearer {token}"}
     paths = [
         ("/healthz", {}), ("/login", {}), ("/api/v1/instances", bearer),
@@ -543,7 +542,7 @@ def _page_status(api: Api, cookie: str, path: str = "/") -> int:
 
 def test_cookie_holds_a_session_secret_not_the_token(api: Api) -> None:
     cookie = api.login("reader")
-    assert api.tokens["reader"] not in cookie and not cookie.startswith(auth.PREFIX)
+    assert api.tokens["reader"] not in cookie and not cookie.startswith(tokens.PREFIX)
     row = _session_row(api, cookie)
     assert row is not None and row.token_name == "reader" and row.role == TokenRole.READ
     assert row.revoked_at is None
@@ -590,7 +589,7 @@ def test_revoking_the_token_revokes_its_sessions(api: Api) -> None:
     cookie = api.login("admin")
     assert _page_status(api, cookie) == 200
     with session_scope(api.url) as s:
-        assert auth.revoke(s, "admin")
+        assert tokens.revoke(s, "admin")
     assert _session_row(api, cookie).revoked_at is not None
     assert _page_status(api, cookie) == 303
 

@@ -479,8 +479,8 @@ def _api(settings: Settings) -> tuple[Any, str]:
     from fastapi.testclient import TestClient
 
     from worker.api.app import create_app
-    from worker.api.auth import create_token
     from worker.db.models import TokenRole
+    from worker.db.tokens import create_token
 
     with session_scope(settings.effective_database_url) as session:
         token = create_token(session, "operator", TokenRole.OPERATOR)

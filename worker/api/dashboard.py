@@ -20,7 +20,6 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from worker.api import auth
 from worker.api.deps import (
     COOKIE,
     AppSettings,
@@ -31,7 +30,7 @@ from worker.api.deps import (
     require_instance,
     session_caller,
 )
-from worker.db import operations, queries
+from worker.db import operations, queries, tokens
 from worker.db.engine import read_session_scope, session_scope
 from worker.db.models import InstanceStatus, TokenRole
 from worker.settings import Settings
@@ -70,13 +69,13 @@ def login(
     check_origin(request, settings)
     lifetime = dt.timedelta(hours=settings.dashboard_session_hours)
     with read_session_scope(url) as session:
-        found = auth.lookup(session, token.strip())
+        found = tokens.lookup(session, token.strip())
         if found is not None:
             session.expunge(found)
     if found is None:
         return _render(request, "login.html", error="That token is not valid.", who=None)
     with session_scope(url) as session:
-        secret = auth.open_session(session, found, lifetime)
+        secret = tokens.open_session(session, found, lifetime)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         COOKIE,
@@ -95,7 +94,7 @@ def logout(request: Request, settings: AppSettings, url: Url) -> Response:
     secret = request.cookies.get(COOKIE, "")
     if secret:
         with session_scope(url) as session:
-            auth.close_session(session, secret)
+            tokens.close_session(session, secret)
     return _to_login()
 
 
@@ -159,7 +158,7 @@ def resend_form(
     who = _page(request, settings)
     if who is None:
         return _to_login()
-    if not auth.allows(who[1], TokenRole.OPERATOR):
+    if not tokens.allows(who[1], TokenRole.OPERATOR):
         raise HTTPException(403, "resending needs a token of role operator")
     with session_scope(url) as session:
         require_instance(session, instance_id)

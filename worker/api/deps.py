@@ -15,8 +15,8 @@ from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from worker.api import auth
-from worker.db import queries
+from worker.api.origin import same_origin
+from worker.db import queries, tokens
 from worker.db.engine import read_session_scope, session_scope
 from worker.db.models import Instance, InstanceStatus, TokenRole
 from worker.settings import Settings
@@ -72,23 +72,23 @@ def audit_query(
         queries.record_query(session, actor, what, params, instance_id)
 
 
-def session_caller(url: str, secret: str, settings: Settings) -> auth.SessionCaller | None:
+def session_caller(url: str, secret: str, settings: Settings) -> tokens.SessionCaller | None:
     """The live session of a cookie, read without the write lock; its last-seen time is
     written (briefly) at most once a minute."""
     if not secret:
         return None
     idle = dt.timedelta(minutes=settings.dashboard_idle_minutes)
     with read_session_scope(url) as session:
-        found = auth.lookup_session(session, secret, idle)
+        found = tokens.lookup_session(session, secret, idle)
     if found is not None and found.touch:
         with session_scope(url) as session:
-            auth.touch_session(session, found.id)
+            tokens.touch_session(session, found.id)
     return found
 
 
 def check_origin(request: Request, settings: Settings) -> None:
     """403 for a state-changing request from another site."""
-    if not auth.same_origin(request.headers, settings.dashboard_origin_list):
+    if not same_origin(request.headers, settings.dashboard_origin_list):
         raise HTTPException(403, "this request did not come from a page of this node")
 
 
@@ -103,7 +103,7 @@ def caller(
     who = None
     if credentials:
         with read_session_scope(url) as session:
-            found = auth.lookup(session, credentials.credentials)
+            found = tokens.lookup(session, credentials.credentials)
             if found is not None:
                 who = Caller(found.name, found.role)
     elif COOKIE in request.cookies:
@@ -118,7 +118,7 @@ def caller(
 
 
 def operator(who: Annotated[Caller, Depends(caller)]) -> Caller:
-    if not auth.allows(who.role, TokenRole.OPERATOR):
+    if not tokens.allows(who.role, TokenRole.OPERATOR):
         raise HTTPException(403, "this needs a token of role operator")
     return who
 

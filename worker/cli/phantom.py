@@ -4,7 +4,6 @@ joint clips the CNNs learn from. The phantom makes pixels and labels, dicom_io t
 from __future__ import annotations
 
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +29,29 @@ def _phantom_job(args: tuple[int, int, PhantomConfig, str, bool]) -> tuple[dict[
     return record, tile
 
 
+def _phantom_config(
+    hands: int, distribution: str, encoding: list[str] | None, modality: list[str] | None
+) -> PhantomConfig:
+    """The generator's configuration from the options; a bad option exits 2."""
+    if hands not in (1, 2):
+        raise fail("--hands must be 1 or 2")
+    if distribution not in ("table2", "uniform"):
+        raise fail("--distribution must be 'table2' or 'uniform'")
+    encodings = tuple(encoding or ["explicit"])
+    bad = [e for e in encodings if e not in ("explicit", "jpeg2000-lossless", "jpegls-lossless")]
+    if bad:
+        raise fail(f"unknown --encoding {bad[0]!r}")
+    modalities = tuple(m.upper() for m in (modality or ["CR", "DX"]))
+    if any(m not in ("CR", "DX") for m in modalities):
+        raise fail("--modality must be CR or DX")
+    return PhantomConfig(
+        hands=hands,  # type: ignore[arg-type]
+        distribution=distribution,  # type: ignore[arg-type]
+        encodings=encodings,  # type: ignore[arg-type]
+        modalities=modalities,  # type: ignore[arg-type]
+    )
+
+
 def phantom(
     out: Annotated[Path, typer.Option(help="Folder for the DICOM files and truth.json.")],
     count: Annotated[int, typer.Option(help="Number of images.")] = 12,
@@ -51,50 +73,21 @@ def phantom(
     """Generate synthetic hand radiographs (DICOM) with exact per-joint labels in truth.json."""
     if count < 1:
         raise fail("--count must be at least 1")
-    if hands not in (1, 2):
-        raise fail("--hands must be 1 or 2")
-    if distribution not in ("table2", "uniform"):
-        raise fail("--distribution must be 'table2' or 'uniform'")
-    encodings = tuple(encoding or ["explicit"])
-    bad = [e for e in encodings if e not in ("explicit", "jpeg2000-lossless", "jpegls-lossless")]
-    if bad:
-        raise fail(f"unknown --encoding {bad[0]!r}")
-    modalities = tuple(m.upper() for m in (modality or ["CR", "DX"]))
-    if any(m not in ("CR", "DX") for m in modalities):
-        raise fail("--modality must be CR or DX")
+    config = _phantom_config(hands, distribution, encoding, modality)
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
 
     from worker.lab.phantom_export import generator_record
+    from worker.lab.pool import map_in_processes
 
-    config = PhantomConfig(
-        hands=hands,  # type: ignore[arg-type]
-        distribution=distribution,  # type: ignore[arg-type]
-        encodings=encodings,  # type: ignore[arg-type]
-        modalities=modalities,  # type: ignore[arg-type]
-    )
     want_tiles = gallery is not None
     tasks = [(seed, i, config, str(out), want_tiles and i < GALLERY_TILES) for i in range(count)]
-    records: list[dict[str, Any]] = []
-    tiles = []
     with Progress(console=err, transient=True) as progress:
         bar = progress.add_task("phantoms", total=count)
-        if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                results = pool.map(_phantom_job, tasks)
-                for record, tile in results:
-                    records.append(record)
-                    if tile is not None:
-                        tiles.append(tile)
-                    progress.advance(bar)
-        else:
-            for task in tasks:
-                record, tile = _phantom_job(task)
-                records.append(record)
-                if tile is not None:
-                    tiles.append(tile)
-                progress.advance(bar)
+        made = map_in_processes(_phantom_job, tasks, jobs, lambda: progress.advance(bar))
+    records = [record for record, _ in made]
+    tiles = [tile for _, tile in made if tile is not None]
 
     truth = {"generator": generator_record(seed, count, config), "images": records}
     (out / "truth.json").write_text(json.dumps(truth, indent=1))

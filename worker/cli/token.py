@@ -21,10 +21,10 @@ def token_create(
     role: Annotated[str, typer.Option(help="read or operator.")] = "read",
 ) -> None:
     """Make a token; it is printed once (stdout) and only its SHA-256 is kept."""
-    from worker.api.auth import create_token
     from worker.db import migrate
     from worker.db.engine import session_scope
     from worker.db.models import TokenRole
+    from worker.db.tokens import create_token
 
     url = Settings().effective_database_url
     migrate.upgrade(url)
@@ -57,8 +57,8 @@ def token_list() -> None:
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
     """Revoke a token by name."""
-    from worker.api.auth import revoke
     from worker.db.engine import session_scope
+    from worker.db.tokens import revoke
 
     with session_scope(Settings().effective_database_url) as session:
         if not revoke(session, name):

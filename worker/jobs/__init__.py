@@ -6,6 +6,7 @@ Celery tasks of the app in :mod:`~worker.jobs.celery_app`, and :mod:`~worker.job
 publishes them. :mod:`~worker.jobs.mapping` turns scores into rows and rows into the
 :class:`dicom_io.results.ScoringResult` the builders take.
 
-May import ``dicom_io``, ``scoring``, ``worker.settings``, ``worker.db``, ``worker.metrics`` and
-``worker.node.store``; never ``worker.api`` or ``worker.cli``.
+May import ``dicom_io``, ``scoring``, ``worker.scoring_io``, ``worker.settings``, ``worker.db``,
+``worker.metrics`` and ``worker.node.store``; never ``worker.api``, ``worker.lab`` or
+``worker.cli``.
 """

@@ -5,6 +5,7 @@ Here the phantom generator (``scoring.phantom``) meets ``dicom_io``: the phantom
 geometry and labels, :mod:`~worker.lab.phantom_export` writes them as radiographs, and the
 recipe and evaluations read them back through ``dicom_io`` as the node would.
 
-May import ``dicom_io``, ``scoring`` and ``worker.scoring_io``; the node only in the demo (which
-runs one). Nothing in the service imports the lab.
+May import ``dicom_io``, ``scoring``, ``worker.scoring_io`` and ``worker.png``; never the node,
+the jobs, the database or the API (the demo runs a node as a process of its own). Nothing in the
+service imports the lab; the command line does.
 """

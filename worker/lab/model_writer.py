@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import platform
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,22 +33,28 @@ def history_dict(trained: TrainedNet) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What a training run made: the detector (a cascade file, or the keypoint network), the
+    hand template, the two grading networks and the typicality model."""
+
+    detector: Path | TrainedKeypoints
+    template: HandTemplate
+    jsn: TrainedNet
+    erosion: TrainedNet
+    typicality: Typicality
+
+
 def write_model(
     out: Path,
-    detector: Path | TrainedKeypoints,
-    template: HandTemplate,
-    jsn: TrainedNet,
-    erosion: TrainedNet,
-    typicality: Typicality,
+    trained: Trained,
     recipe: Recipe,
     extra: dict[str, Any],
     real: RealData | None,
     class_prior: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model directory and its card (JSON and Markdown, evaluation added later)."""
-    detector_card, method = _write_artefacts(
-        out, detector, template, jsn, erosion, typicality, recipe, class_prior
-    )
+    detector_card, method = _write_artefacts(out, trained, recipe, class_prior)
     digest = content_hash(out)
     training_data: dict[str, Any] = {
         "kind": "synthetic hand-radiograph phantom"
@@ -62,8 +68,8 @@ def write_model(
         training_data["real"] = real.card()
     card = _card(digest, method, training_data, detector_card, recipe, class_prior)
     card["training"] = {
-        "jsn": history_dict(jsn),
-        "erosion": history_dict(erosion),
+        "jsn": history_dict(trained.jsn),
+        "erosion": history_dict(trained.erosion),
         **extra,
         "machine": f"{platform.machine()}, torch {torch.__version__}",
     }
@@ -115,16 +121,10 @@ def _card(
 
 
 def _write_artefacts(
-    out: Path,
-    detector: Path | TrainedKeypoints,
-    template: HandTemplate,
-    jsn: TrainedNet,
-    erosion: TrainedNet,
-    typicality: Typicality,
-    recipe: Recipe,
-    class_prior: dict[str, Any] | None,
+    out: Path, trained: Trained, recipe: Recipe, class_prior: dict[str, Any] | None
 ) -> tuple[dict[str, Any], str]:
     """Write what the model is made of; returns the detector's card entry and its method."""
+    detector = trained.detector
     out.mkdir(parents=True, exist_ok=True)
     for name in ("cascade.xml", "keypoints.pt"):  # a model holds the one detector it names
         (out / name).unlink(missing_ok=True)
@@ -143,10 +143,10 @@ def _write_artefacts(
             "a heat-map keypoint network for joint detection (rascore's, in place of the "
             "paper's Haar cascade)"
         )
-    (out / "layout.json").write_text(json.dumps(template.to_dict(), indent=1))
-    save_net(jsn.net, out / "jsn.pt")
-    save_net(erosion.net, out / "erosion.pt")
-    typicality.save(out / "typicality.npz")
+    (out / "layout.json").write_text(json.dumps(trained.template.to_dict(), indent=1))
+    save_net(trained.jsn.net, out / "jsn.pt")
+    save_net(trained.erosion.net, out / "erosion.pt")
+    trained.typicality.save(out / "typicality.npz")
     settings: dict[str, Any] = {"abstention": asdict(recipe.abstention)}
     if class_prior:
         settings["class_prior"] = class_prior

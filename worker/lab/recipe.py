@@ -29,7 +29,7 @@ from scoring.training.cascade import CascadeRecipe, LabelledImage, train_cascade
 from scoring.training.cnn import EpochLog, TrainConfig, TrainedNet, centre, train_net
 from scoring.training.keypoints import KeypointConfig, TrainedKeypoints, train_keypoints
 from scoring.typicality import Typicality
-from worker.lab.model_writer import write_model
+from worker.lab.model_writer import Trained, write_model
 from worker.lab.training_data import (
     PhantomSet,
     Prepared,
@@ -340,18 +340,9 @@ def run_recipe(
             "best_epoch": keypoints.best_epoch,
             "epochs": [asdict(e) for e in keypoints.history],
         }
-    card = write_model(
-        out,
-        detector,
-        data.template,
-        nets["jsn"],
-        nets["erosion"],
-        typicality,
-        recipe,
-        extra,
-        data.real,
-        _class_prior(recipe, clips.labels_train) if recipe.class_prior_tasks else None,
-    )
+    trained = Trained(detector, data.template, nets["jsn"], nets["erosion"], typicality)
+    prior = _class_prior(recipe, clips.labels_train) if recipe.class_prior_tasks else None
+    card = write_model(out, trained, recipe, extra, data.real, prior)
     if isinstance(detector, Path):
         shutil.rmtree(detector.parent, ignore_errors=True)
     return card

@@ -11,8 +11,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from worker.lab.evaluate_folder import markdown_table
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _training_curves(card: dict[str, Any], out: Path) -> Path | None:
@@ -31,10 +38,7 @@ def _training_curves(card: dict[str, Any], out: Path) -> Path | None:
             ax.set_title(f"{task.upper() if task == 'jsn' else 'Erosion'}: {label}")
             ax.set_xlabel("epoch")
             ax.legend(fontsize=8)
-    path = out / "training-curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "training-curves.png")
 
 
 def _distributions_and_confusion(figures: dict[str, Any], out: Path) -> Path:
@@ -61,10 +65,7 @@ def _distributions_and_confusion(figures: dict[str, Any], out: Path) -> Path:
         ax.set_xlabel("model")
         ax.set_ylabel("truth")
         ax.set_title("confusion matrix")
-    path = out / "scores.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "scores.png")
 
 
 def _totals_scatter(figures: dict[str, Any], out: Path) -> Path:
@@ -80,10 +81,7 @@ def _totals_scatter(figures: dict[str, Any], out: Path) -> Path:
         ax.set_title(
             f"{'JSN' if task == 'jsn' else 'Erosion'}: r = {figures[task]['pearson_total']:.2f}"
         )
-    path = out / "totals.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "totals.png")
 
 
 def write_report(figures: dict[str, Any], card: dict[str, Any], out: Path) -> list[Path]:

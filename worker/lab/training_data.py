@@ -4,11 +4,10 @@ clipped and labelled for the networks (scoring)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +23,8 @@ from scoring.training.cascade import LabelledImage
 from scoring.training.cnn import CLIP_SIZE, CONTEXT
 from scoring.training.keypoints import KeypointSample, shrink
 from worker.lab.phantom_export import radiograph_spec, study_identity
+from worker.lab.pool import map_in_processes
 from worker.lab.real_images import LandmarkedImage, read_landmarks, read_picture, real_split
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -135,32 +132,16 @@ def prepare_real(args: tuple[LandmarkedImage, HandTemplate]) -> RealPrepared:
     )
 
 
-def _map(
-    fn: Callable[[T], R], tasks: Iterable[T], jobs: int, advance: Callable[[], None]
-) -> list[R]:
-    """``fn`` over ``tasks``, in ``jobs`` processes when more than one, in order; ``advance``
-    after each."""
-    out = []
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for item in pool.map(fn, tasks, chunksize=2):
-                out.append(item)
-                advance()
-    else:
-        for task in tasks:
-            out.append(fn(task))
-            advance()
-    return out
-
-
 def prepare_real_set(
     images: list[LandmarkedImage], template: HandTemplate, jobs: int, advance: Callable[[], None]
 ) -> list[RealPrepared]:
-    return _map(prepare_real, [(image, template) for image in images], jobs, advance)
+    tasks = [(image, template) for image in images]
+    return map_in_processes(prepare_real, tasks, jobs, advance, chunksize=2)
 
 
 def prepare_set(phantom_set: PhantomSet, jobs: int, advance: Callable[[], None]) -> list[Prepared]:
-    return _map(prepare, [(phantom_set, i) for i in range(phantom_set.count)], jobs, advance)
+    tasks = [(phantom_set, i) for i in range(phantom_set.count)]
+    return map_in_processes(prepare, tasks, jobs, advance, chunksize=2)
 
 
 def stack_clips(items: list[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

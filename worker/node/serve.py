@@ -160,21 +160,7 @@ class Node:
             "RASCORE_DATABASE_URL": self.database_url,
             "RASCORE_STORE_DIR": str(settings.effective_store_dir),
         }
-        if settings.workers > 0:
-            self.children = [
-                _Child(
-                    "score",
-                    worker_command(SCORE_QUEUE, settings.workers, "prefork", "score"),
-                    home / "logs" / "worker-score.log",
-                ),
-                _Child(
-                    "send",
-                    worker_command(SEND_QUEUE, SEND_THREADS, "threads", "send"),
-                    home / "logs" / "worker-send.log",
-                ),
-            ]
-            for child in self.children:
-                self._spawn(child, env)
+        self._start_workers(env, home / "logs")
         self._env = env
         swept = sweep(self.database_url, everything=True)
         log.info("reconciled", extra={"jobs": swept.jobs, "builds": swept.builds})
@@ -209,6 +195,27 @@ class Node:
                 "api_port": settings.api_port,
             },
         )
+
+    def _start_workers(self, env: dict[str, str], logs: Path) -> None:
+        """The ``score`` pool (``RASCORE_WORKERS`` processes) and the ``send`` thread pool, as
+        supervised ``celery worker`` processes; none with ``RASCORE_WORKERS=0``."""
+        workers = self.settings.workers
+        if workers <= 0:
+            return
+        self.children = [
+            _Child(
+                "score",
+                worker_command(SCORE_QUEUE, workers, "prefork", "score"),
+                logs / "worker-score.log",
+            ),
+            _Child(
+                "send",
+                worker_command(SEND_QUEUE, SEND_THREADS, "threads", "send"),
+                logs / "worker-send.log",
+            ),
+        ]
+        for child in self.children:
+            self._spawn(child, env)
 
     def _start_api(self) -> None:
         """The HTTP API and dashboard, in a thread of this process (uvicorn)."""

@@ -1,4 +1,5 @@
-"""Bearer tokens with two roles, and the dashboard's sessions opened with them.
+"""Bearer tokens with two roles, and the dashboard's sessions opened with them: the records the
+API checks a caller against and ``rascore token`` manages.
 
 A token is 256 random bits shown once at creation; the database keeps its SHA-256 (a slow hash
 buys nothing for random secrets this long). A dashboard login opens a server-side session in the
@@ -11,9 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -132,36 +131,6 @@ def close_session(session: Session, secret: str) -> bool:
         .values(revoked_at=utcnow())
     )
     return bool(getattr(done, "rowcount", 0))
-
-
-# -- cross-site requests -------------------------------------------------------------------------
-
-
-def _netloc(url: str) -> str:
-    """``host[:port]`` of a URL, lower case, without the scheme's default port."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.lower().rsplit("@", 1)[-1]
-    default = {"http": ":80", "https": ":443"}.get(parts.scheme.lower())
-    if default and netloc.endswith(default):
-        netloc = netloc[: -len(default)]
-    return netloc
-
-
-def same_origin(headers: Mapping[str, str], trusted: list[str] | None = None) -> bool:
-    """Whether a state-changing request comes from a page of this node: its Origin (or, when a
-    browser sends none, its Referer) names the Host it was sent to, or a trusted origin.
-    Neither header: refused (OWASP CSRF cheat sheet, verifying origin with standard headers)."""
-    host = headers.get("host", "").lower()
-    for default in (":80", ":443"):
-        if host.endswith(default):
-            host = host[: -len(default)]
-    source = headers.get("origin") or headers.get("referer")
-    if not source or source == "null" or not host:
-        return False
-    if _netloc(source) == host:
-        return True
-    origin = urlsplit(source)
-    return f"{origin.scheme}://{origin.netloc}".lower() in (trusted or [])
 
 
 def allows(role: TokenRole, needed: TokenRole) -> bool:
