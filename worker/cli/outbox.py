@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
 from worker.cli.common import err
 from worker.settings import Settings
@@ -28,28 +27,11 @@ def outbox_list(
 ) -> None:
     """Deliveries of result objects with their state, attempts and last error."""
     from worker.db.engine import session_scope
-    from worker.db.models import Delivery, DeliveryStatus, ResultObject
+    from worker.db.models import DeliveryStatus
+    from worker.db.outbox import list_deliveries
 
     with session_scope(Settings().effective_database_url) as session:
-        query = select(Delivery, ResultObject).join(ResultObject)
-        if status:
-            query = query.where(Delivery.status == DeliveryStatus(status))
-        else:
-            query = query.where(Delivery.status != DeliveryStatus.SENT)
-        rows: list[dict[str, Any]] = [
-            {
-                "id": d.id,
-                "kind": r.kind,
-                "sop_instance_uid": r.sop_instance_uid,
-                "destination": d.destination,
-                "status": d.status.value,
-                "attempts": d.attempts,
-                "next_attempt_at": d.next_attempt_at.isoformat(),
-                "last_status": d.last_status,
-                "last_error": d.last_error,
-            }
-            for d, r in session.execute(query.order_by(Delivery.id).limit(limit))
-        ]
+        rows = list_deliveries(session, DeliveryStatus(status) if status else None, limit)
     if as_json:
         print(json.dumps(rows, indent=1))
         return
@@ -75,7 +57,7 @@ def outbox_resend(
     """Send deliveries again now (failed or sent ones too, when named)."""
     from worker.db.engine import session_scope
     from worker.db.models import AuditEvent, AuditEventType, Delivery, DeliveryStatus
-    from worker.db.operations import make_due
+    from worker.db.outbox import make_due
 
     if not ids and not failed:
         raise typer.BadParameter("name delivery ids or --failed")

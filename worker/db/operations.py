@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.db.models import (
     AuditEvent,
     AuditEventType,
     Delivery,
-    DeliveryStatus,
     Instance,
     InstanceStatus,
     Job,
@@ -18,21 +17,9 @@ from worker.db.models import (
     ResultObject,
     utcnow,
 )
+from worker.db.outbox import make_due
 from worker.db.queries import failed_builds
 from worker.model_ref import ModelRef
-
-
-def make_due(session: Session, *where: ColumnElement[bool]) -> list[int]:
-    """The deliveries that match become due now (the node's sweeper sends them within
-    seconds); returns their ids. A claim in progress is left alone; a stale one expires."""
-    return list(
-        session.execute(
-            update(Delivery)
-            .where(*where)
-            .values(status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), enqueued_at=None)
-            .returning(Delivery.id)
-        ).scalars()
-    )
 
 
 def resend(session: Session, instance_id: int, actor: str) -> list[int]:

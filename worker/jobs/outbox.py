@@ -4,7 +4,7 @@ backoff, until the destination has it or the attempts run out.
 A delivery is claimed before it is sent (a claim older than ``SEND_CLAIM_S`` belongs to a dead
 worker and may be taken over); a resent object is the same object, and the PACS keeps one.
 The sweeper (:mod:`worker.node.sweeper`) queues the next attempt when it is due, and an
-operator's resend (:func:`worker.db.operations.make_due`) makes one due now.
+operator's resend (:func:`worker.db.outbox.make_due`) makes one due now.
 """
 
 from __future__ import annotations
