@@ -105,6 +105,59 @@ def _print_scores(source: Path, result: ScoringResult, png: Path) -> None:
     print(f"  overlay: {png}")
 
 
+def _node_env(home: Path, port: int, workers: int, pacs_port: int) -> dict[str, str]:
+    """The node's environment: embedded defaults under ``home``, results to the local PACS."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RASCORE_")},
+        "RASCORE_HOME": str(home),
+        "RASCORE_DICOM_PORT": str(port),
+        "RASCORE_DICOM_HOST": "127.0.0.1",
+        "RASCORE_API_PORT": "0",  # no HTTP API needed here
+        "RASCORE_WORKERS": str(workers),
+        "RASCORE_DESTINATIONS": f"DEMOPACS@127.0.0.1:{pacs_port}",
+        "RASCORE_MIN_FREE_MB": "64",
+    }
+
+
+def _wait_started(node: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while "node started" not in log.read_text(errors="replace"):
+        if node.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the node did not start; see {log}")
+        time.sleep(0.2)
+
+
+def _send_and_wait(
+    phantoms: list[Path], port: int, pacs: LocalPacs, timeout: float
+) -> tuple[dict[str, Path], list[str]]:
+    """C-STORE the phantoms; wait for the studies whose results all came back."""
+    print(f"sending {len(phantoms)} phantom radiographs by C-STORE ...", file=sys.stderr)
+    statuses = send_files(f"RASCORE@127.0.0.1:{port}", phantoms, calling_ae="DEMOSCU")
+    for status in statuses:
+        if not status.ok:
+            raise RuntimeError(f"C-STORE of {status.path.name} failed: {status.error}")
+    studies = {
+        str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID): p for p in phantoms
+    }
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with pacs.lock:
+            complete = [
+                s
+                for s in studies
+                if s in pacs.returned and len(pacs.returned[s].files) == len(KINDS)
+            ]
+        if len(complete) == len(studies):
+            break
+        time.sleep(0.5)
+    print(
+        f"results back for {len(complete)} of {len(studies)} images "
+        f"in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return studies, complete
+
+
 def run_demo(phantoms: list[Path], out: Path, workers: int = 2, timeout: float = 300) -> int:
     """The round trip; returns the number of images whose three results came back."""
     out.mkdir(parents=True, exist_ok=True)
@@ -117,51 +170,15 @@ def run_demo(phantoms: list[Path], out: Path, workers: int = 2, timeout: float =
     home = out / "var"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RASCORE_")},
-        "RASCORE_HOME": str(home),
-        "RASCORE_DICOM_PORT": str(port),
-        "RASCORE_DICOM_HOST": "127.0.0.1",
-        "RASCORE_API_PORT": "0",  # no HTTP API needed here
-        "RASCORE_WORKERS": str(workers),
-        "RASCORE_DESTINATIONS": f"DEMOPACS@127.0.0.1:{pacs.scp.port}",
-        "RASCORE_MIN_FREE_MB": "64",
-    }
+    env = _node_env(home, port, workers, pacs.scp.port)
     print(f"starting the node (AE RASCORE, port {port}, home {home}) ...", file=sys.stderr)
     with open(home / "serve.log", "wb") as log:
         node = subprocess.Popen(
             [sys.executable, "-m", "worker", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 120
-        while "node started" not in (home / "serve.log").read_text(errors="replace"):
-            if node.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the node did not start; see {home / 'serve.log'}")
-            time.sleep(0.2)
-        print(f"sending {len(phantoms)} phantom radiographs by C-STORE ...", file=sys.stderr)
-        statuses = send_files(f"RASCORE@127.0.0.1:{port}", phantoms, calling_ae="DEMOSCU")
-        for status in statuses:
-            if not status.ok:
-                raise RuntimeError(f"C-STORE of {status.path.name} failed: {status.error}")
-        studies = {
-            str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID): p for p in phantoms
-        }
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            with pacs.lock:
-                complete = [
-                    s
-                    for s in studies
-                    if s in pacs.returned and len(pacs.returned[s].files) == len(KINDS)
-                ]
-            if len(complete) == len(studies):
-                break
-            time.sleep(0.5)
-        print(
-            f"results back for {len(complete)} of {len(studies)} images "
-            f"in {time.monotonic() - started:.1f} s",
-            file=sys.stderr,
-        )
+        _wait_started(node, home / "serve.log")
+        studies, complete = _send_and_wait(phantoms, port, pacs, timeout)
     finally:
         node.send_signal(signal.SIGTERM)
         node.wait(120)
