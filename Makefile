@@ -57,10 +57,17 @@ test: lint typecheck architecture pytest
 gallery: venv
 	$(BIN)/rascore phantom --out build/gallery --count 12 --seed 2026 --jobs 2 --gallery docs/phantom-gallery.png
 
+# Each script's JSON goes to build/bench; a failed one shows as a note in the summary (goals beside
+# the figures, issue 13). About 10 minutes, most of it the node at 1 and 2 images/s.
+BENCH := build/bench
 bench: venv
-	$(BIN)/python benchmarks/phantom.py
-	$(BIN)/python benchmarks/decode.py
-	$(BIN)/python benchmarks/score.py
+	mkdir -p $(BENCH)
+	-$(BIN)/python benchmarks/phantom.py > $(BENCH)/phantom.json
+	-$(BIN)/python benchmarks/score.py > $(BENCH)/score.json
+	-$(BIN)/python benchmarks/decode.py > $(BENCH)/decode.json
+	-$(BIN)/python benchmarks/ingest.py > $(BENCH)/ingest.json
+	-$(BIN)/python benchmarks/node.py > $(BENCH)/node.json
+	$(BIN)/python benchmarks/summary.py --dir $(BENCH)
 
 constraints: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt

@@ -1,0 +1,184 @@
+"""Ingest rate of rascore's StorageSCP beside dcmtk's ``storescp``, same files; prints JSON.
+
+    python benchmarks/ingest.py [--count 200] [--associations 10]
+
+The same ``--count`` phantom radiographs (one written, the rest copies with new SOP Instance
+UIDs) are sent by dcmtk's ``storescu`` to each receiver: once through one association, once
+split over ``--associations`` storescu processes at once. rascore's SCP runs with a handler
+that accepts (the node's own receiving, store and queue are not timed); it spools every file
+with fsync and a checksum, which storescp does not. ``storescp --fork`` serves the concurrent
+associations in parallel, as rascore's threads do, and is given its largest PDU (128 KiB; its
+default is 16 KiB, rascore's 256 KiB). Goal (issue 13): at least 0.8× storescp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from argparse import ArgumentParser
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import UID
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dicom_io.net.handler import ReceivedInstance
+from dicom_io.net.scp import StorageSCP
+from scoring.phantom import PhantomConfig, generate_image
+from worker.lab.phantom_export import write_image
+
+GOAL_RATIO = 0.8
+STORESCP_PDU = 131072  # storescp's maximum
+ROOT = "1.2.826.0.1.3680043.10.543.78"  # benchmark UIDs only
+
+
+def write_files(out: Path, count: int) -> list[Path]:
+    """One bilateral phantom, then ``count - 1`` copies that differ only in their UIDs."""
+    image = generate_image(4040, 0, PhantomConfig(hands=2))
+    first = out / write_image(4040, image, out)["file"]
+    ds = pydicom.dcmread(first)
+    files = [first]
+    for i in range(1, count):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(f"{ROOT}.{i}")
+        ds.save_as(out / f"copy{i:04d}.dcm")
+        files.append(out / f"copy{i:04d}.dcm")
+    return files
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def send(port: int, files: list[Path], associations: int) -> float:
+    """Seconds for ``associations`` storescu processes to send their share of ``files``."""
+    shares = [files[i::associations] for i in range(associations)]
+    start = time.perf_counter()
+    senders = [
+        subprocess.Popen(
+            ["storescu", "-aet", "BENCH", "-aec", "RECEIVER", "127.0.0.1", str(port)]
+            + [str(f) for f in share],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for share in shares
+    ]
+    for sender in senders:
+        _, err = sender.communicate()
+        if sender.returncode != 0:
+            raise SystemExit(f"storescu failed: {err.decode(errors='replace')[-500:]}")
+    return time.perf_counter() - start
+
+
+def rate(seconds: float, count: int, total_bytes: int) -> dict[str, float]:
+    return {
+        "seconds": round(seconds, 3),
+        "files_per_s": round(count / seconds, 1),
+        "mb_per_s": round(total_bytes / seconds / 1e6, 1),
+    }
+
+
+def run_storescp(work: Path, files: list[Path], associations: int) -> float:
+    out = work / f"storescp{associations}"
+    out.mkdir()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "storescp",
+            "--fork",
+            "--max-pdu",
+            str(STORESCP_PDU),
+            "-aet",
+            "RECEIVER",
+            "-od",
+            str(out),
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        seconds = send(port, files, associations)
+    finally:
+        server.terminate()
+        server.wait(10)
+    received = len(list(out.iterdir()))
+    if received != len(files):
+        raise SystemExit(f"storescp kept {received} of {len(files)} files")
+    shutil.rmtree(out)
+    return seconds
+
+
+def run_rascore(work: Path, files: list[Path], associations: int) -> float:
+    received: list[Path] = []
+
+    def accept(instance: ReceivedInstance) -> int:
+        received.append(instance.path)  # list.append is atomic: safe from many threads
+        return 0x0000
+
+    scp = StorageSCP(
+        "RECEIVER",
+        0,
+        accept,
+        spool_dir=work / f"rascore{associations}",
+        host="127.0.0.1",
+        max_associations=max(associations, 10),
+    )
+    with scp:
+        seconds = send(scp.port, files, associations)
+    if len(received) != len(files):
+        raise SystemExit(f"rascore's SCP kept {len(received)} of {len(files)} files")
+    shutil.rmtree(work / f"rascore{associations}")
+    return seconds
+
+
+def main() -> None:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--associations", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rascore-bench-ingest-"))
+    try:
+        (work / "files").mkdir()
+        files = write_files(work / "files", args.count)
+        total = sum(f.stat().st_size for f in files)
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for assocs in (1, args.associations):
+            dcmtk = rate(run_storescp(work, files, assocs), len(files), total)
+            ours = rate(run_rascore(work, files, assocs), len(files), total)
+            results[f"{assocs}_association{'s' if assocs > 1 else ''}"] = {
+                "storescp": dcmtk,
+                "rascore": ours,
+                "ratio": {"value": round(ours["files_per_s"] / dcmtk["files_per_s"], 2)},
+            }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ratios = [r["ratio"]["value"] for r in results.values()]
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "files": len(files),
+                "file_mb": round(total / len(files) / 1e6, 2),
+                "results": results,
+                "goal_ratio": GOAL_RATIO,
+                "meets_goal": min(ratios) >= GOAL_RATIO,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "cpus": os.cpu_count(),
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
