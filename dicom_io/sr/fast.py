@@ -16,6 +16,7 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes as dcm_codes
 from pydicom.sr.coding import Code
+from pydicom.uid import UID
 from pydicom.valuerep import DS
 
 from dicom_io import codes
@@ -55,7 +56,10 @@ Source = tuple[str, str]  # (SOP Class UID, SOP Instance UID) of the radiograph
 
 
 def _put(ds: Dataset, tag: int, vr: str, value: object) -> None:
-    ds.add(DataElement(tag, vr, value))
+    """Add an element whose value is already in pydicom's own type (str, UID, DS, float,
+    Sequence): conversion and validation are most of the cost of a pydicom element, and
+    the values here are those the highdicom reference validates (``tests/test_sr_fast.py``)."""
+    ds.add(DataElement(tag, vr, value, already_converted=True))
 
 
 def _code(code: Code) -> Dataset:
@@ -102,8 +106,8 @@ def _num(name: Code, value: float) -> Dataset:
 
 def _image(relationship: str, name: Code, source: Source) -> Dataset:
     reference = Dataset()
-    _put(reference, _REF_CLASS, "UI", source[0])
-    _put(reference, _REF_INSTANCE, "UI", source[1])
+    _put(reference, _REF_CLASS, "UI", UID(source[0]))
+    _put(reference, _REF_INSTANCE, "UI", UID(source[1]))
     item = _item(relationship, "IMAGE", name)
     _put(item, _REF_SOP, "SQ", DicomSequence([reference]))
     return item
@@ -129,7 +133,7 @@ def _context(
         _text("HAS OBS CONTEXT", dcm_codes.DCM.TrackingIdentifier, identifier),
         _item("HAS OBS CONTEXT", "UIDREF", dcm_codes.DCM.TrackingUniqueIdentifier),
     ]
-    _put(items[1], _UID, "UI", uid)
+    _put(items[1], _UID, "UI", UID(uid))
     if site is not None and side is not None:
         finding = _coded("HAS CONCEPT MOD", dcm_codes.SCT.FindingSite, site)
         laterality = _coded("HAS CONCEPT MOD", dcm_codes.SCT.Laterality, codes.LATERALITY[side])
@@ -164,12 +168,8 @@ def _joint_group(joint: JointResult, model: ModelInfo, source: Source, uid: str)
     items.append(_coded("CONTAINS", codes.EROSION, grades[1]))
     x, y, w, h = joint.box
     region = _item("CONTAINS", "SCOORD", dcm_codes.DCM.ImageRegion)
-    _put(
-        region,
-        _GRAPHIC_DATA,
-        "FL",
-        [float(v) for v in (x, y, x + w, y, x + w, y + h, x, y + h, x, y)],
-    )
+    points = [float(v) for v in (x, y, x + w, y, x + w, y + h, x, y + h, x, y)]
+    region.add(DataElement(_GRAPHIC_DATA, "FL", points))  # converted: a MultiValue
     _put(region, _GRAPHIC_TYPE, "CS", "POLYLINE")
     _put(
         region,
