@@ -38,6 +38,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from radiographs import disc_on_ramp, hand_spec, study
+from spooled import spooled
 
 from dicom_io import reading
 from dicom_io.radiograph import build_radiograph
@@ -531,23 +532,6 @@ def _receiver(tmp_path: Path) -> Any:
     )
 
 
-def _received(tmp_path: Path, ds: Dataset) -> Any:
-    """What the SCP hands the receiver: the data set as a durable file."""
-    import datetime as dt
-    import hashlib
-
-    from dicom_io.net import ReceivedInstance
-
-    path = tmp_path / f"{ds.SOPInstanceUID}-{time.monotonic_ns()}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    body = path.read_bytes()
-    return ReceivedInstance(
-        path, str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID),
-        "PACS", "127.0.0.1", 1234, "RASCORE", dt.datetime.now(dt.UTC), len(body),
-        hashlib.sha256(body).hexdigest(),
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("transfer_syntax", "frame", "comment"),
     [
@@ -565,12 +549,12 @@ def test_the_receiver_refuses_a_bomb_with_0xc000(
     receiver = _receiver(tmp_path)
     bomb = with_frame(radiograph(), transfer_syntax, frame)
     with pytest.raises(CannotUnderstand, match=comment) as refused:
-        receiver(_received(tmp_path, bomb))
+        receiver(spooled(tmp_path / "spool", bomb))
     assert refused.value.status == 0xC000 and len(str(refused.value)) <= 64
     assert not list((tmp_path / "store").rglob("*.dcm")), "nothing filed"
     # a true frame of the size the header says is accepted as before
     honest = with_frame(radiograph(), transfer_syntax, j2k_codestream(100, 100))
-    assert receiver(_received(tmp_path, honest)) == 0x0000
+    assert receiver(spooled(tmp_path / "spool", honest)) == 0x0000
 
 
 def test_the_receiver_refuses_a_spacing_bomb_with_0xc000(tmp_path: Path) -> None:
@@ -580,12 +564,12 @@ def test_the_receiver_refuses_a_spacing_bomb_with_0xc000(tmp_path: Path) -> None
 
     receiver = _receiver(tmp_path)
     with pytest.raises(CannotUnderstand, match="implausible pixel spacing") as refused:
-        receiver(_received(tmp_path, radiograph(4000, 4000, spacing=4.0)))
+        receiver(spooled(tmp_path / "spool", radiograph(4000, 4000, spacing=4.0)))
     assert refused.value.status == 0xC000
     with pytest.raises(reading.ImplausibleSpacing, match=r"16\.0 × 16\.0 m"):
         reading.check_bounds(_saved(tmp_path))
-    assert receiver(_received(tmp_path, radiograph(200, 200, spacing=0.001))) == 0x0000
-    assert receiver(_received(tmp_path, radiograph(200, 200, spacing=2.0))) == 0x0000
+    assert receiver(spooled(tmp_path / "spool", radiograph(200, 200, spacing=0.001))) == 0x0000
+    assert receiver(spooled(tmp_path / "spool", radiograph(200, 200, spacing=2.0))) == 0x0000
 
 
 def _saved(tmp_path: Path) -> Path:

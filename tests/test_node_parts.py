@@ -3,7 +3,6 @@ table, the receiver's filing and routing, the store, the outbox backoff and the 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import shutil
 from collections.abc import Iterator
@@ -16,10 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydicom.uid import SecondaryCaptureImageStorage
 from servers import PostgresServer, RedisServer
+from spooled import spooled
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from dicom_io.net import CannotUnderstand, OutOfResources, ReceivedInstance
+from dicom_io.net import CannotUnderstand, OutOfResources
 from worker.db import migrate
 from worker.db.engine import make_engine, session_scope
 from worker.db.models import (
@@ -204,35 +204,13 @@ def receiver(tmp_path: Path, broker: RedisServer) -> tuple[Receiver, RedisServer
     return handler, broker
 
 
-def _received(tmp_path: Path, ds: pydicom.Dataset, name: str = "in.dcm") -> ReceivedInstance:
-    """What the SCP hands over: a durable file in the spool."""
-    spool = tmp_path / "spool"
-    spool.mkdir(exist_ok=True)
-    path = spool / name
-    ds.save_as(path, enforce_file_format=True)
-    body = path.read_bytes()
-    return ReceivedInstance(
-        path=path,
-        sop_class_uid=str(ds.SOPClassUID),
-        sop_instance_uid=str(ds.SOPInstanceUID),
-        transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
-        calling_ae_title="MODALITY",
-        calling_host="127.0.0.1",
-        calling_port=1234,
-        called_ae_title="RASCORE",
-        received_at=dt.datetime.now(dt.UTC),
-        size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
-    )
-
-
 def test_receiver_files_records_and_queues_once(
     receiver: tuple[Receiver, list[int]], phantom_file: Path, tmp_path: Path
 ) -> None:
     handler, redis = receiver
     ds = pydicom.dcmread(phantom_file)
-    assert handler(_received(tmp_path, ds)) == 0x0000
-    assert handler(_received(tmp_path, ds)) == 0x0000  # sent again
+    assert handler(spooled(tmp_path / "spool", ds)) == 0x0000
+    assert handler(spooled(tmp_path / "spool", ds)) == 0x0000  # sent again
     queued = queued_jobs(redis)
     assert len(queued) == 1
     url = handler.database_url
@@ -271,7 +249,7 @@ def test_receiver_skips_what_is_not_a_hand(
     sc.SOPClassUID = SecondaryCaptureImageStorage
     sc.SOPInstanceUID = pydicom.uid.generate_uid()
     for ds in (chest, sc):
-        assert handler(_received(tmp_path, ds)) == 0x0000
+        assert handler(spooled(tmp_path / "spool", ds)) == 0x0000
     assert queued_jobs(redis) == []
     with session_scope(handler.database_url) as session:
         reasons = {i.sop_instance_uid: i.reason for i in session.scalars(select(Instance))}
@@ -288,7 +266,7 @@ def test_receiver_refuses_uids_that_are_not_uids(
     ds = pydicom.dcmread(phantom_file)
     ds.StudyInstanceUID = "../../etc"
     with pytest.raises(CannotUnderstand, match="StudyInstanceUID"):
-        handler(_received(tmp_path, ds))
+        handler(spooled(tmp_path / "spool", ds))
     assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.dcm"))
     assert queued_jobs(redis) == []
 
@@ -302,7 +280,7 @@ def test_receiver_without_a_database_refuses_with_out_of_resources(
     model = ModelRef(tmp_path, "m", "v")
     handler = Receiver(url, Store(tmp_path / "store"), model, ["HAND"], lambda _: True)
     with pytest.raises(OutOfResources, match="database"):
-        handler(_received(tmp_path, pydicom.dcmread(phantom_file)))
+        handler(spooled(tmp_path / "spool", pydicom.dcmread(phantom_file)))
     assert not list((tmp_path / "store").rglob("*.dcm")), "a refused image stays in the store"
 
 

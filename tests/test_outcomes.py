@@ -11,7 +11,6 @@ a failed scoring or build is stored with a one-line ``<code>: <message>`` reason
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -33,9 +32,10 @@ from prometheus_client import REGISTRY
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from servers import PostgresServer, free_port
+from spooled import spooled
 from sqlalchemy import select, text
 
-from dicom_io.net import ReceivedInstance, StorageSCP
+from dicom_io.net import StorageSCP
 from scoring.model import DEFAULT_MODEL_DIR
 from worker.db import migrate, queries
 from worker.db.engine import make_engine, session_scope
@@ -178,27 +178,6 @@ def test_a_permanent_database_error_is_refused_for_good_and_the_node_goes_on(
 # -- finding 14: a patient merge in the PACS -----------------------------------------------------
 
 
-def _received(spool: Path, ds: pydicom.Dataset) -> ReceivedInstance:
-    """What the SCP hands over: a durable file in the spool."""
-    spool.mkdir(exist_ok=True)
-    path = spool / f"{ds.SOPInstanceUID}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    body = path.read_bytes()
-    return ReceivedInstance(
-        path=path,
-        sop_class_uid=str(ds.SOPClassUID),
-        sop_instance_uid=str(ds.SOPInstanceUID),
-        transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
-        calling_ae_title="PACS",
-        calling_host="127.0.0.1",
-        calling_port=1234,
-        called_ae_title="RASCORE",
-        received_at=dt.datetime.now(dt.UTC),
-        size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
-    )
-
-
 def test_a_patient_merge_updates_the_study_with_an_audit_event(
     phantom_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -208,16 +187,16 @@ def test_a_patient_merge_updates_the_study_with_an_audit_event(
         url, Store(tmp_path / "store"), ModelRef(tmp_path, "m", "1"), ["HAND"], lambda _: True
     )
     first = _phantom(phantom_file, PatientID="OLD-PID-77", PatientName="Old^Name")
-    assert receiver(_received(tmp_path / "spool", first)) == 0x0000
+    assert receiver(spooled(tmp_path / "spool", first)) == 0x0000
     # the PACS merged the patient: the next image of the same study names the surviving one
     merged = _phantom(phantom_file, PatientID="NEW-PID-88", PatientName="New^Name")
     merged.StudyInstanceUID = first.StudyInstanceUID
     with caplog.at_level(logging.DEBUG, logger="worker"):
-        assert receiver(_received(tmp_path / "spool", merged)) == 0x0000
+        assert receiver(spooled(tmp_path / "spool", merged)) == 0x0000
     # an image without a Patient ID (de-identified) is no merge: the study keeps its patient
     anonymous = _phantom(phantom_file, PatientID="", PatientName="")
     anonymous.StudyInstanceUID = first.StudyInstanceUID
-    assert receiver(_received(tmp_path / "spool", anonymous)) == 0x0000
+    assert receiver(spooled(tmp_path / "spool", anonymous)) == 0x0000
     with session_scope(url) as session:
         study = session.scalars(select(Study)).one()
         assert (study.patient_id, study.patient_name) == ("NEW-PID-88", "New^Name")

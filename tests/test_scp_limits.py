@@ -324,12 +324,30 @@ def test_free_space_is_checked_before_receipt(tmp_path: Path) -> None:
 
 
 def test_free_space_is_checked_on_the_store_disk_too(tmp_path: Path) -> None:
-    other = Path("/dev/shm")  # stands in for the store's disk: another file system
+    """The store's folder is watched as the spool's is: a store that is not there (an NFS
+    mount gone) refuses associations; so, where this machine has a second file system with
+    less room than the spool's, does a store on it below the watermark."""
+    store = tmp_path / "store"
+    store.mkdir()
+    watermark = 1 * MB
+    with StorageSCP(
+        SCP_AET, 0, Recorder(), host=HOST, spool_dir=tmp_path, min_free_bytes=watermark,
+        watch_free=[store],
+    ) as scp:  # fmt: skip
+        assert _associates(scp.port)
+    store.rmdir()
+    with StorageSCP(
+        SCP_AET, 0, Recorder(), host=HOST, spool_dir=tmp_path, min_free_bytes=watermark,
+        watch_free=[store],
+    ) as scp:  # fmt: skip
+        assert _associate(scp.port).is_rejected  # type: ignore[attr-defined]
+
+    other = Path("/dev/shm")  # another file system, where there is one
     if not other.is_dir() or os.stat(tmp_path).st_dev == os.stat(other).st_dev:
-        pytest.skip("needs a second file system")
+        return
     spool_free, other_free = shutil.disk_usage(tmp_path).free, shutil.disk_usage(other).free
     if other_free > spool_free - 64 * MB:
-        pytest.skip("needs a second file system with less free space than the spool's")
+        return
     watermark = (spool_free + other_free) // 2
     with StorageSCP(
         SCP_AET, 0, Recorder(), host=HOST, spool_dir=tmp_path, min_free_bytes=watermark
@@ -557,10 +575,13 @@ def test_listening_beyond_loopback_refuses_unknown_calling_aets(
     from worker.node.serve import storage_scp
     from worker.settings import Settings
 
+    base = {"home": tmp_path, "dicom_port": 0}
+    # the policy, wherever the test runs: nobody from elsewhere until allowed explicitly
+    assert Settings(dicom_host="0.0.0.0", **base).allowed_aet_list == []  # type: ignore[arg-type]
+    assert Settings(dicom_host="127.0.0.1", **base).allowed_aet_list is None  # type: ignore[arg-type]
     address = _non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
-    base = {"home": tmp_path, "dicom_port": 0}
     (tmp_path / "store").mkdir()  # the node makes it at start
     wide = Settings(dicom_host="0.0.0.0", **base)  # type: ignore[arg-type]
     with (
