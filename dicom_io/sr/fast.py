@@ -16,6 +16,7 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes as dcm_codes
 from pydicom.sr.coding import Code
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import DS
 
@@ -24,30 +25,30 @@ from dicom_io.results import JointResult, ModelInfo, ScoringResult
 from dicom_io.sr.template import HAND_TOTALS_ID, IMAGE_TOTALS_ID
 
 # (group, element) tags of the few attributes written here
-_CODE_VALUE = 0x00080100
-_SCHEME = 0x00080102
-_SCHEME_VERSION = 0x00080103
-_MEANING = 0x00080104
-_MAPPING_RESOURCE = 0x00080105
-_REF_SOP = 0x00081199
-_REF_CLASS = 0x00081150
-_REF_INSTANCE = 0x00081155
-_UNITS = 0x004008EA
-_RELATIONSHIP = 0x0040A010
-_VALUE_TYPE = 0x0040A040
-_NAME = 0x0040A043
-_CONTINUITY = 0x0040A050
-_UID = 0x0040A124
-_TEXT = 0x0040A160
-_FLOAT = 0x0040A161
-_CONCEPT = 0x0040A168
-_MEASURED = 0x0040A300
-_NUMERIC = 0x0040A30A
-_TEMPLATE_SEQ = 0x0040A504
-_CONTENT = 0x0040A730
-_TEMPLATE_ID = 0x0040DB00
-_GRAPHIC_DATA = 0x00700022
-_GRAPHIC_TYPE = 0x00700023
+_CODE_VALUE = BaseTag(0x00080100)
+_SCHEME = BaseTag(0x00080102)
+_SCHEME_VERSION = BaseTag(0x00080103)
+_MEANING = BaseTag(0x00080104)
+_MAPPING_RESOURCE = BaseTag(0x00080105)
+_REF_SOP = BaseTag(0x00081199)
+_REF_CLASS = BaseTag(0x00081150)
+_REF_INSTANCE = BaseTag(0x00081155)
+_UNITS = BaseTag(0x004008EA)
+_RELATIONSHIP = BaseTag(0x0040A010)
+_VALUE_TYPE = BaseTag(0x0040A040)
+_NAME = BaseTag(0x0040A043)
+_CONTINUITY = BaseTag(0x0040A050)
+_UID = BaseTag(0x0040A124)
+_TEXT = BaseTag(0x0040A160)
+_FLOAT = BaseTag(0x0040A161)
+_CONCEPT = BaseTag(0x0040A168)
+_MEASURED = BaseTag(0x0040A300)
+_NUMERIC = BaseTag(0x0040A30A)
+_TEMPLATE_SEQ = BaseTag(0x0040A504)
+_CONTENT = BaseTag(0x0040A730)
+_TEMPLATE_ID = BaseTag(0x0040DB00)
+_GRAPHIC_DATA = BaseTag(0x00700022)
+_GRAPHIC_TYPE = BaseTag(0x00700023)
 
 #: highdicom names it "Source", pydicom "Source (attribute)"
 _SOURCE = Code("260753009", "SCT", "Source")
@@ -55,62 +56,69 @@ _SOURCE = Code("260753009", "SCT", "Source")
 Source = tuple[str, str]  # (SOP Class UID, SOP Instance UID) of the radiograph
 
 
-def _put(ds: Dataset, tag: int, vr: str, value: object) -> None:
-    """Add an element whose value is already in pydicom's own type (str, UID, DS, float,
-    Sequence): conversion and validation are most of the cost of a pydicom element, and
-    the values here are those the highdicom reference validates (``tests/test_sr_fast.py``)."""
+Element = tuple[BaseTag, str, object]
+
+
+def _dataset(*elements: Element) -> Dataset:
+    """An item of ``(tag, VR, value)`` elements whose values are already in pydicom's own
+    types (str, UID, DS, float, Sequence). Conversion, validation and ``Dataset.__setitem__``'s
+    checks are most of the cost of a pydicom element; the values here are those the
+    highdicom reference validates (``tests/test_sr_fast.py``)."""
+    return Dataset(
+        {tag: DataElement(tag, vr, value, already_converted=True) for tag, vr, value in elements}
+    )
+
+
+def _put(ds: Dataset, tag: BaseTag, vr: str, value: object) -> None:
+    """Add one element to an item made by :func:`_dataset`."""
     ds.add(DataElement(tag, vr, value, already_converted=True))
 
 
 def _code(code: Code) -> Dataset:
-    item = Dataset()
-    _put(item, _CODE_VALUE, "SH", code.value)
-    _put(item, _SCHEME, "SH", code.scheme_designator)
     if code.scheme_version:
-        _put(item, _SCHEME_VERSION, "SH", code.scheme_version)
-    _put(item, _MEANING, "LO", code.meaning)
-    return item
+        return _dataset(
+            (_CODE_VALUE, "SH", code.value),
+            (_SCHEME, "SH", code.scheme_designator),
+            (_SCHEME_VERSION, "SH", code.scheme_version),
+            (_MEANING, "LO", code.meaning),
+        )
+    return _dataset(
+        (_CODE_VALUE, "SH", code.value),
+        (_SCHEME, "SH", code.scheme_designator),
+        (_MEANING, "LO", code.meaning),
+    )
 
 
-def _item(relationship: str, value_type: str, name: Code) -> Dataset:
-    item = Dataset()
-    _put(item, _RELATIONSHIP, "CS", relationship)
-    _put(item, _VALUE_TYPE, "CS", value_type)
-    _put(item, _NAME, "SQ", DicomSequence([_code(name)]))
-    return item
+def _item(relationship: str, value_type: str, name: Code, *more: Element) -> Dataset:
+    return _dataset(
+        (_RELATIONSHIP, "CS", relationship),
+        (_VALUE_TYPE, "CS", value_type),
+        (_NAME, "SQ", DicomSequence([_code(name)])),
+        *more,
+    )
 
 
 def _text(relationship: str, name: Code, value: str) -> Dataset:
-    item = _item(relationship, "TEXT", name)
-    _put(item, _TEXT, "UT", value)
-    return item
+    return _item(relationship, "TEXT", name, (_TEXT, "UT", value))
 
 
 def _coded(relationship: str, name: Code, value: Code) -> Dataset:
-    item = _item(relationship, "CODE", name)
-    _put(item, _CONCEPT, "SQ", DicomSequence([_code(value)]))
-    return item
+    return _item(relationship, "CODE", name, (_CONCEPT, "SQ", DicomSequence([_code(value)])))
 
 
 def _num(name: Code, value: float) -> Dataset:
     """A NUM item as highdicom writes it: DS always, FD for a float only."""
-    measured = Dataset()
-    _put(measured, _UNITS, "SQ", DicomSequence([_code(codes.NO_UNITS)]))
-    if isinstance(value, float):
-        _put(measured, _FLOAT, "FD", value)
-    _put(measured, _NUMERIC, "DS", DS(value, auto_format=True))
-    item = _item("CONTAINS", "NUM", name)
-    _put(item, _MEASURED, "SQ", DicomSequence([measured]))
-    return item
+    measured = _dataset(
+        (_UNITS, "SQ", DicomSequence([_code(codes.NO_UNITS)])),
+        *([(_FLOAT, "FD", value)] if isinstance(value, float) else []),
+        (_NUMERIC, "DS", DS(value, auto_format=True)),
+    )
+    return _item("CONTAINS", "NUM", name, (_MEASURED, "SQ", DicomSequence([measured])))
 
 
 def _image(relationship: str, name: Code, source: Source) -> Dataset:
-    reference = Dataset()
-    _put(reference, _REF_CLASS, "UI", UID(source[0]))
-    _put(reference, _REF_INSTANCE, "UI", UID(source[1]))
-    item = _item(relationship, "IMAGE", name)
-    _put(item, _REF_SOP, "SQ", DicomSequence([reference]))
-    return item
+    reference = _dataset((_REF_CLASS, "UI", UID(source[0])), (_REF_INSTANCE, "UI", UID(source[1])))
+    return _item(relationship, "IMAGE", name, (_REF_SOP, "SQ", DicomSequence([reference])))
 
 
 def _container(name: Code, children: list[Dataset], template: str | None) -> Dataset:
