@@ -54,11 +54,14 @@ from dicom_io.net.handler import (
     StoreRefused,
     error_comment,
 )
-from dicom_io.net.scu import ae_title_problem, check_ae_title
+from dicom_io.net.scu import check_ae_title
 from dicom_io.net.spool import (
     MB,
+    adopt_part10,
+    carries_meta,
     full_disk,
     keep_pynetdicom_temporary_files_in_the_spool,
+    spool_meta,
     sweep,
     write_part10,
 )
@@ -445,20 +448,23 @@ class StorageSCP:
         # A deflated data set is spooled inflated, so that no later reader inflates it whole.
         spooled_syntax = ExplicitVRLittleEndian if deflated else transfer_syntax
         calling = assoc.requestor.ae_title.strip()
-        meta = self._file_meta(assoc, sop_class, sop_instance, spooled_syntax, calling)
+        meta = spool_meta(assoc, sop_class, sop_instance, spooled_syntax)
 
         name = uuid.uuid4().hex
         final = self.incoming_dir / f"{name}.dcm"
         digest = hashlib.sha256()
-        size = write_part10(
-            Path(source),
-            offset,
-            meta,
-            part=self._tmp_dir / f"{name}.part",
-            final=final,
-            digest=digest,
-            inflate_cap=self.max_dataset_bytes if deflated else None,
-        )
+        if not deflated and self._adoptable(Path(source), offset, meta):
+            size = adopt_part10(Path(source), offset, meta, final=final, digest=digest)
+        else:
+            size = write_part10(
+                Path(source),
+                offset,
+                meta,
+                part=self._tmp_dir / f"{name}.part",
+                final=final,
+                digest=digest,
+                inflate_cap=self.max_dataset_bytes if deflated else None,
+            )
         return ReceivedInstance(
             path=final,
             sop_class_uid=sop_class,
@@ -474,23 +480,14 @@ class StorageSCP:
             received_transfer_syntax=str(transfer_syntax) if deflated else "",
         )
 
+    def _adoptable(self, source: Path, offset: int, meta: FileMetaDataset) -> bool:
+        """pynetdicom's file is in the spool's ``tmp`` (same disk) behind the meta we keep."""
+        try:
+            return source.parent.samefile(self._tmp_dir) and carries_meta(source, offset, meta)
+        except OSError:
+            return False
+
     def _sweep_spool(self) -> None:
         """``tmp`` holds our partial copies and pynetdicom's files of broken transfers; with
         ``sweep_incoming``, ``incoming`` holds files that were never acknowledged."""
         sweep([self._tmp_dir] + ([self.incoming_dir] if self.sweep_incoming else []))
-
-    @staticmethod
-    def _file_meta(
-        assoc: Association, sop_class: str, sop_instance: str, syntax: UID, calling: str
-    ) -> FileMetaDataset:
-        """The spooled file's meta: its UIDs, its (inflated) syntax, this node, the sender."""
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = UID(sop_class)
-        meta.MediaStorageSOPInstanceUID = UID(sop_instance)
-        meta.TransferSyntaxUID = syntax
-        meta.ImplementationClassUID = assoc.ae.implementation_class_uid
-        if assoc.ae.implementation_version_name:
-            meta.ImplementationVersionName = assoc.ae.implementation_version_name
-        if ae_title_problem(calling) is None:
-            meta.SourceApplicationEntityTitle = calling
-        return meta

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID
 from pynetdicom import dimse_messages
 from pynetdicom.dsutils import encode_file_meta
 
 from dicom_io.net.handler import CannotUnderstand, DataSetMismatch, OutOfResources
+from dicom_io.net.scu import ae_title_problem
 
 logger = logging.getLogger(__name__)
 
@@ -37,29 +40,60 @@ _hook_installed = False
 
 
 def keep_pynetdicom_temporary_files_in_the_spool() -> None:
-    """Make pynetdicom write a received data set's temporary file into the spool's ``tmp``.
+    """Make pynetdicom write a received data set's temporary file into the spool's ``tmp``,
+    behind the file meta the spool keeps (:func:`spool_meta`).
 
     pynetdicom calls ``NamedTemporaryFile`` without a folder (the system's temporary folder,
-    often another, smaller disk). The data set is decoded in the association's DUL thread, so
-    the folder is found from that thread's association and its server; anything else keeps
-    pynetdicom's default.
+    often another, smaller disk) and writes its own file meta. With the spool's folder and
+    meta, the file can become the spooled file by a rename instead of a copy
+    (:func:`adopt_part10`). The data set is decoded in the association's DUL thread, so the
+    folder is found from that thread's association and its server; anything else keeps
+    pynetdicom's defaults.
     """
     global _hook_installed
     with _hook_lock:
         if _hook_installed:
             return
-        original = dimse_messages.NamedTemporaryFile
+        original_file = dimse_messages.NamedTemporaryFile
+        original_meta = dimse_messages.create_file_meta
 
         def named_temporary_file(*args: Any, **kwargs: Any) -> Any:
-            if "dir" not in kwargs:
-                assoc = getattr(threading.current_thread(), "assoc", None)
-                folder = getattr(getattr(assoc, "_server", None), "tmp_dir", None)
-                if folder is not None:
-                    kwargs["dir"] = folder
-            return original(*args, **kwargs)
+            folder = getattr(getattr(_this_association(), "_server", None), "tmp_dir", None)
+            if "dir" not in kwargs and folder is not None:
+                kwargs["dir"] = folder
+            return original_file(*args, **kwargs)
+
+        def create_file_meta(*, sop_class_uid: Any, sop_instance_uid: Any, **kwargs: Any) -> Any:
+            assoc = _this_association()
+            syntax = kwargs.get("transfer_syntax")
+            if getattr(getattr(assoc, "_server", None), "tmp_dir", None) is None or not syntax:
+                return original_meta(
+                    sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid, **kwargs
+                )
+            return spool_meta(assoc, str(sop_class_uid), str(sop_instance_uid), UID(syntax))
 
         dimse_messages.NamedTemporaryFile = named_temporary_file
+        dimse_messages.create_file_meta = create_file_meta
         _hook_installed = True
+
+
+def _this_association() -> Any:
+    return getattr(threading.current_thread(), "assoc", None)
+
+
+def spool_meta(assoc: Any, sop_class: str, sop_instance: str, syntax: UID) -> FileMetaDataset:
+    """A spooled file's meta: its UIDs, its (inflated) syntax, this node, the sender."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = syntax
+    meta.ImplementationClassUID = assoc.ae.implementation_class_uid
+    if assoc.ae.implementation_version_name:
+        meta.ImplementationVersionName = assoc.ae.implementation_version_name
+    calling = assoc.requestor.ae_title.strip()
+    if ae_title_problem(calling) is None:
+        meta.SourceApplicationEntityTitle = calling
+    return meta
 
 
 def inflate(data: Any, out: Any, digest: Any, cap: int) -> None:
@@ -92,6 +126,13 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def carries_meta(source: Path, offset: int, meta: Any) -> bool:
+    """Whether ``source`` begins with exactly the preamble and file meta ``meta`` encodes."""
+    with open(source, "rb") as data:
+        head = data.read(offset)
+    return head[128:] == b"DICM" + encode_file_meta(meta) and not any(head[:128])
 
 
 def write_part10(
@@ -129,15 +170,49 @@ def write_part10(
         with contextlib.suppress(OSError):
             part.unlink()
         if isinstance(exc, OSError):
-            logger.error(
-                "cannot write the spool: %s",
-                exc.strerror or exc,
-                extra={"event": "dicom.store.spool_error", "errno": exc.errno},
-            )
-            why = "spool disk is full" if exc.errno in DISK_FULL else "cannot write the spool"
-            raise OutOfResources(why) from exc
+            raise _spool_error(exc) from exc
         raise
     return size
+
+
+def adopt_part10(source: Path, offset: int, meta: Any, *, final: Path, digest: Any) -> int:
+    """Make pynetdicom's received file ``source`` (already behind ``meta``, in the spool's
+    ``tmp``) the durable file ``final``: hashed from ``offset``, fsynced, checked against
+    ``meta``'s UIDs, renamed and the folder fsynced. An image's 12 MB are thus written once,
+    not copied again; pynetdicom's later unlink of ``source`` finds nothing. Returns the
+    file's size."""
+    renamed = False
+    try:
+        with open(source, "rb") as data:
+            data.seek(offset)
+            buffer = bytearray(COPY_CHUNK)
+            view = memoryview(buffer)
+            while read := data.readinto(buffer):
+                digest.update(view[:read])  # hashlib drops the GIL for large updates
+            view.release()
+            os.fsync(data.fileno())
+            size = data.tell()
+        sop_class, sop_instance = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        check_header(source, str(sop_class), str(sop_instance))
+        os.replace(source, final)
+        renamed = True
+        fsync_dir(final.parent)
+    except OSError as exc:
+        if renamed:
+            with contextlib.suppress(OSError):
+                final.unlink()
+        raise _spool_error(exc) from exc
+    return size
+
+
+def _spool_error(exc: OSError) -> OutOfResources:
+    logger.error(
+        "cannot write the spool: %s",
+        exc.strerror or exc,
+        extra={"event": "dicom.store.spool_error", "errno": exc.errno},
+    )
+    why = "spool disk is full" if exc.errno in DISK_FULL else "cannot write the spool"
+    return OutOfResources(why)
 
 
 def check_header(path: Path, sop_class: str, sop_instance: str) -> None:
