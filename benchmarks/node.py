@@ -169,6 +169,57 @@ def summarise(pacs: LocalPacs, studies: list[str], sending: dict[str, Any]) -> d
     }
 
 
+_STAGES_SQL = """
+SELECT i.received_at,
+       (SELECT min(a.started_at) FROM job_attempts a WHERE a.job_id = j.id AND a.task = 'score'),
+       (SELECT max(a.finished_at) FROM job_attempts a WHERE a.job_id = j.id AND a.task = 'score'),
+       (SELECT min(a.started_at) FROM job_attempts a WHERE a.job_id = j.id AND a.task = 'build'),
+       (SELECT max(a.finished_at) FROM job_attempts a WHERE a.job_id = j.id AND a.task = 'build'),
+       (SELECT min(d.sent_at) FROM deliveries d JOIN result_objects r ON d.result_id = r.id
+         WHERE r.job_id = j.id AND r.kind = 'sr')
+FROM jobs j JOIN instances i ON i.id = j.instance_id
+"""
+#: the gaps between the node's own timestamps, in order: where an image's latency goes
+_STAGE_NAMES = (
+    "received_to_score_start",
+    "score",
+    "score_end_to_build_start",
+    "build_all_three",
+    "build_start_to_sr_sent",
+)
+
+
+def stages(database: Path) -> dict[str, dict[str, float]]:
+    """Median and p95 seconds of each stage, from the node's database after the run.
+
+    The node records when it received each image, when its score and build attempts ran and
+    when the SR was sent; the gaps say whether latency is queueing or work. The SR is sent
+    while the SC and GSPS are still being built, so the last stage overlaps the build.
+    """
+    import sqlite3
+    from datetime import datetime
+
+    with sqlite3.connect(database) as db:
+        rows = db.execute(_STAGES_SQL).fetchall()
+    gaps: dict[str, list[float]] = {name: [] for name in _STAGE_NAMES}
+    for row in rows:
+        if any(v is None for v in row):
+            continue
+        t = [datetime.fromisoformat(v).timestamp() for v in row]
+        for name, (a, b) in zip(
+            _STAGE_NAMES, ((0, 1), (1, 2), (2, 3), (3, 4), (3, 5)), strict=True
+        ):
+            gaps[name].append(t[b] - t[a])
+    return {
+        name: {
+            "median": round(statistics.median(v), 3),
+            "p95": round(_p95(sorted(v)), 3),
+        }
+        for name, v in gaps.items()
+        if v
+    }
+
+
 def run_rate(work: Path, run: int, rate: float, seconds: float, workers: int) -> dict[str, Any]:
     """One fresh node and PACS, ``rate × seconds`` images; the figures for this rate."""
     tag = str(run + 1)  # a UID component: digits
@@ -189,6 +240,7 @@ def run_rate(work: Path, run: int, rate: float, seconds: float, workers: int) ->
         node.wait(120)
         pacs.scp.stop()
     figures = summarise(pacs, studies, sending)
+    figures["node_stages_s"] = stages(work / f"node-{tag}" / "home" / "rascore.db")
     return {
         "images": len(files),
         "rate_per_s": rate,
