@@ -21,6 +21,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
+from dicom_io.encoding import encode_file
 from worker.db.engine import session_scope
 from worker.db.models import Instance
 
@@ -96,7 +97,7 @@ class Store:
         _makedirs_durable(target.parent)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         with open(tmp, "wb") as f:
-            dataset.save_as(f, enforce_file_format=True)
+            f.write(encode_file(dataset))  # pydicom's bytes, several times faster
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, target)
