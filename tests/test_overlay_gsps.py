@@ -46,11 +46,14 @@ from dicom_io.results import (
 )
 from dicom_io.sc import (
     NOT_ASSESSABLE_COLOUR,
+    OVERLAY_LONG_SIDE,
     SERIES_DESCRIPTION,
     SEVERITY_COLOURS,
     OverlayLayout,
     build_overlay_sc,
+    overlay_grey,
     overlay_layout,
+    overlay_shape,
     render_overlay,
 )
 
@@ -243,13 +246,18 @@ def test_sc_is_a_new_series_of_the_source_study(built: Built) -> None:
     assert sc.DeviceUID == MODEL.device_uid
     assert sc.ImageLaterality == source.ImageLaterality
     assert "Laterality" not in sc  # never both: dciodvfy errors
-    assert [float(v) for v in sc.PixelSpacing] == [float(v) for v in source.PixelSpacing]
+    rows, columns = overlay_shape(source.Rows, source.Columns)
+    assert max(rows, columns) == OVERLAY_LONG_SIDE < max(source.Rows, source.Columns)
+    # the overlay's own grid: the source's spacing times the shrink
+    expected = [float(source.PixelSpacing[0]) * source.Rows / rows]
+    expected.append(float(source.PixelSpacing[1]) * source.Columns / columns)
+    assert [float(v) for v in sc.PixelSpacing] == pytest.approx(expected, rel=1e-9)
     assert list(sc.PatientOrientation) == list(source.PatientOrientation)
     for seq in (sc.SourceImageSequence, sc.ReferencedImageSequence):
         assert seq[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
         assert seq[0].ReferencedSOPClassUID == source.SOPClassUID
     assert sc.PhotometricInterpretation == "RGB"
-    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (source.Rows, source.Columns, 3)
+    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (rows, columns, 3)
 
 
 def drawn_mask(shape: tuple[int, int], layout: OverlayLayout) -> np.ndarray:
@@ -268,8 +276,7 @@ def drawn_mask(shape: tuple[int, int], layout: OverlayLayout) -> np.ndarray:
 
 
 def grey_render(source: Dataset) -> np.ndarray:
-    grey = read_radiograph(source).pixels
-    return np.rint(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return overlay_grey(read_radiograph(source).pixels)
 
 
 def test_sc_pixels_change_only_where_the_scores_are_drawn(built: Built) -> None:
@@ -311,7 +318,7 @@ def test_sc_banner_holds_bright_and_coloured_text(built: Built) -> None:
 
 def test_render_overlay_matches_the_stored_sc(built: Built) -> None:
     pixels = render_overlay(built.source, built.result)
-    assert pixels.shape == (built.source.Rows, built.source.Columns, 3)
+    assert pixels.shape == (*overlay_shape(built.source.Rows, built.source.Columns), 3)
     assert np.array_equal(pixels, built.sc.pixel_array)
 
 

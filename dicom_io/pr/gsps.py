@@ -266,9 +266,13 @@ def _first_window(source: Dataset) -> SoftcopyVOILUTTransformation | None:
     )
 
 
-def _voi(source: Dataset) -> SoftcopyVOILUTTransformation:
+def _voi(
+    source: Dataset, scoring_window: tuple[float, float, str] | None
+) -> SoftcopyVOILUTTransformation:
     """The VOI that :mod:`dicom_io.reading` applies: the source's first window, else its
-    first VOI LUT, else the window reading makes from the image's histogram."""
+    first VOI LUT, else the window reading made from the image's histogram when it was
+    scored (``scoring_window``: centre, width, explanation), else that window made again by
+    decoding the source."""
     window = _first_window(source)
     if window is not None:
         return window
@@ -276,10 +280,12 @@ def _voi(source: Dataset) -> SoftcopyVOILUTTransformation:
         return SoftcopyVOILUTTransformation(voi_luts=[_voi_lut(source)])
     # No VOI in the file: the window reading made from the histogram, so that the viewer
     # shows what the scorer saw.
-    image = read_radiograph(source)
-    centre, width = (float(v) for v in image.window)
+    if scoring_window is None:
+        image = read_radiograph(source)
+        scoring_window = (*image.window, image.window_explanation)
+    centre, width = float(scoring_window[0]), float(scoring_window[1])
     # LO holds 64 characters: the explanation without its parenthesised details.
-    explanation = str(getattr(image, "window_explanation", "") or "").split(" (")[0]
+    explanation = str(scoring_window[2] or "").split(" (")[0]
     explanation = explanation.replace("\\", "/")[:64] or "histogram"
     return SoftcopyVOILUTTransformation(
         window_center=[centre],
@@ -391,13 +397,16 @@ def build_gsps(
     sop_instance_uid: str | None = None,
     series_number: int = 903,
     instance_number: int = 1,
+    window: tuple[float, float, str] | None = None,
 ) -> GrayscaleSoftcopyPresentationState:
     """A presentation state on ``source`` with the joints' boxes and scores as annotations.
 
     Same patient and study as the source, a new series; UIDs are generated when not given.
-    Raises :class:`~dicom_io.results.ResultMismatch` if ``result`` is about another image,
-    :class:`dicom_io.reading.UnreadableImage` if the source has no VOI of its own and its
-    pixels cannot be decoded to derive a window from, and
+    ``window`` (centre, width, explanation) is the window the image was read with when it was
+    scored; a source without a VOI of its own gets it, so the source need not be decoded again
+    (nor have pixels). Raises :class:`~dicom_io.results.ResultMismatch` if ``result`` is about
+    another image, :class:`dicom_io.reading.UnreadableImage` if the source has no VOI of its
+    own, no ``window`` is given and its pixels cannot be decoded to derive one from, and
     :class:`~dicom_io.results.ResultBuildError` if the GSPS cannot be built for another
     reason.
     """
@@ -420,7 +429,7 @@ def build_gsps(
         graphic_annotations=annotations,
         graphic_layers=layers,
         graphic_groups=groups or None,
-        voi_lut_transformations=[_voi(source)],
+        voi_lut_transformations=[_voi(source, window)],
         presentation_lut_transformation=_presentation_lut(source),
         series_description=SERIES_DESCRIPTION,
         transfer_syntax_uid=ExplicitVRLittleEndian,

@@ -117,14 +117,26 @@ def _read_bare_dataset(path: Path) -> Dataset | None:
     return ds
 
 
-def read_dicom(path: Path | str) -> Dataset:
+def read_dicom(path: Path | str, *, pixels: bool = True) -> Dataset:
     """The data set of a DICOM file, read as :func:`read_radiograph` reads it.
 
     For callers that need the data set itself (the worker builds its results from it): a
     deflated data set is inflated through a capped decompressor (pydicom's ``dcmread``
     inflates without limit, so a 2 MB file can take gigabytes), and a file without preamble is
-    accepted only when it looks like an image. Raises like :func:`read_radiograph`.
+    accepted only when it looks like an image. ``pixels=False`` stops before the Pixel Data
+    (a header to build results from, without reading megabytes it will not use). Raises like
+    :func:`read_radiograph`.
     """
+    if not pixels:
+        try:
+            ds = _dcmread(Path(path), stop_before_pixels=True)
+        except (OSError, UnreadableImage):
+            raise
+        except Exception:  # a bare data set, or mangled: the whole reader says which
+            return load_dataset(Path(path))[0]
+        if "PixelData" in ds:  # an inflated deflated data set is read whole
+            del ds.PixelData
+        return ds
     return load_dataset(Path(path))[0]
 
 
@@ -166,7 +178,7 @@ def check_bounds(path: Path | str) -> None:
 # Deflated data sets
 
 
-def _dcmread(path: Path, force: bool = False) -> Dataset:
+def _dcmread(path: Path, force: bool = False, stop_before_pixels: bool = False) -> Dataset:
     """``dcmread``, except that a deflated data set is inflated with a cap (:func:`_inflate`)."""
     with path.open("rb") as fp:
         preamble = read_preamble(fp, force)
@@ -182,7 +194,7 @@ def _dcmread(path: Path, force: bool = False) -> Dataset:
         if deflated:
             inflated = _inflate(fp)
     if not deflated:
-        return dcmread(path, force=force)
+        return dcmread(path, force=force, stop_before_pixels=stop_before_pixels)
     body = read_raw_dataset(cast(BinaryIO, DicomBytesIO(inflated)), False, True)
     ds = FileDataset(str(path), body, preamble, FileMetaDataset(meta), False, True)
     ds.set_original_encoding(False, True, body._character_set)

@@ -7,14 +7,17 @@ RGB, each scored joint boxed in a colour for its worse grade with its name and i
 erosion grades beside the box, and a banner with the per-hand and image totals, the model and
 "NOT FOR DIAGNOSTIC USE".
 
-``render`` draws the picture (:func:`render_overlay`, :func:`overlay_layout`); ``build`` makes
-it an SC IOD (:func:`build_overlay_sc`); the texts and label placement it shares with the GSPS
+``grey`` shrinks the display grey-scale to the overlay's size (:func:`overlay_grey`, which
+the scoring worker keeps so the build need not decode again); ``render`` draws the picture
+(:func:`render_overlay`, :func:`overlay_layout`); ``build`` makes it an SC IOD
+(:func:`build_overlay_sc`); the texts and label placement it shares with the GSPS
 are in :mod:`dicom_io.annotations`. It imports OpenCV, highdicom, pydicom, and from
 ``dicom_io`` the reader, the results, the annotations and the source header; never ``scoring``
 or ``worker``.
 """
 
 from dicom_io.sc.build import SERIES_DESCRIPTION, build_overlay_sc
+from dicom_io.sc.grey import OVERLAY_LONG_SIDE, overlay_grey, overlay_shape
 from dicom_io.sc.render import (
     BANNER_TITLE,
     NOT_ASSESSABLE_COLOUR,
@@ -28,11 +31,14 @@ from dicom_io.sc.render import (
 __all__ = [
     "BANNER_TITLE",
     "NOT_ASSESSABLE_COLOUR",
+    "OVERLAY_LONG_SIDE",
     "SERIES_DESCRIPTION",
     "SEVERITY_COLOURS",
     "OverlayLayout",
     "build_overlay_sc",
+    "overlay_grey",
     "overlay_layout",
+    "overlay_shape",
     "render_overlay",
     "severity_colour",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 from highdicom.sc import SCImage
 from pydicom import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -16,7 +17,7 @@ from dicom_io.results import (
     ScoringResult,
     building,
 )
-from dicom_io.sc.render import render_overlay
+from dicom_io.sc.render import overlay_canvas, render_overlay
 from dicom_io.source_header import (
     body_part,
     result_header,
@@ -44,15 +45,24 @@ def _image_reference(source: Dataset, purpose: tuple[str, str, str] | None) -> D
     return item
 
 
-def _pixel_spacing(source: Dataset) -> tuple[float, float] | None:
-    """Pixel Spacing of the source, if it has a usable one.
+def _scaled_spacing(value: Any, scale: tuple[float, float]) -> tuple[float, float] | None:
+    """A (row, column) spacing of the source, on the overlay's grid (``scale``: overlay pixels
+    per source pixel, x then y), in at most 16 characters a value (DS)."""
+    pair = spacing_pair(value)
+    if pair is None:
+        return None
+    return float(f"{pair[0] / scale[1]:.10g}"), float(f"{pair[1] / scale[0]:.10g}")
 
-    The overlay has the source's pixel grid, so a spacing calibrated at the patient carries
-    over. Imager Pixel Spacing alone (at the detector, not corrected for magnification) is not
-    carried: the SC IOD has no place for it, and calling it Pixel Spacing would claim a
-    calibration the source does not make.
+
+def _pixel_spacing(source: Dataset, scale: tuple[float, float]) -> tuple[float, float] | None:
+    """Pixel Spacing of the source on the overlay's (shrunk) grid, if the source has one.
+
+    A spacing calibrated at the patient carries over, times the shrink. Imager Pixel Spacing
+    alone (at the detector, not corrected for magnification) is not carried: the SC IOD has no
+    place for it, and calling it Pixel Spacing would claim a calibration the source does not
+    make.
     """
-    return spacing_pair(source.get("PixelSpacing"))
+    return _scaled_spacing(source.get("PixelSpacing"), scale)
 
 
 #: Transfer syntaxes that lose information: JPEG baseline / extended, JPEG-LS near-lossless,
@@ -108,17 +118,22 @@ def build_overlay_sc(
     sop_instance_uid: str | None = None,
     series_number: int = 902,
     instance_number: int = 1,
+    grey: np.ndarray | None = None,
 ) -> SCImage:
     """The overlay as a Secondary Capture Image in a new series of the source's study.
 
     RGB, same patient and study as ``source``, Burned In Annotation YES, the source named in
     the Source Image and Referenced Image Sequences. UIDs are generated when not given.
-    Raises :class:`~dicom_io.results.ResultMismatch` when ``result`` is about another image,
-    :class:`dicom_io.reading.UnreadableImage` when the source's pixels cannot be decoded, and
-    :class:`~dicom_io.results.ResultBuildError` when the SC cannot be built for another reason.
+    ``grey`` is the display grey-scale already at hand (see :func:`render_overlay`), so that
+    ``source`` may be a header without pixels; without it the source is decoded. Raises
+    :class:`~dicom_io.results.ResultMismatch` when ``result`` is about another image,
+    :class:`dicom_io.reading.UnreadableImage` when the source's pixels must be decoded and
+    cannot be, and :class:`~dicom_io.results.ResultBuildError` when the SC cannot be built for
+    another reason.
     """
     header = result_header(source, result.source_sop_instance_uid)
-    pixels = render_overlay(source, result)
+    grey8, scale = overlay_canvas(source, grey)
+    pixels = render_overlay(source, result, grey8)
 
     sc = SCImage.from_ref_dataset(
         ref_dataset=header,
@@ -134,7 +149,7 @@ def build_overlay_sc(
         manufacturer_model_name=result.model.name,
         software_versions=result.model.version,
         series_description=SERIES_DESCRIPTION,
-        pixel_spacing=_pixel_spacing(source),  # type: ignore[arg-type]  # highdicom says int
+        pixel_spacing=_pixel_spacing(source, scale),  # type: ignore[arg-type]  # highdicom says int
         # highdicom insists on an orientation for PATIENT images and accepts single letters
         # only; the source's own value (or an empty Type 2 one) replaces this below.
         patient_orientation=("L", "F"),
@@ -143,7 +158,7 @@ def build_overlay_sc(
     # Study attributes beyond what highdicom copies (Study Description, ...), so that
     # dcentvfy sees the same study entity in the source and its results.
     sc.copy_patient_and_study_information(header)
-    _from_source(sc, source)
+    _from_source(sc, source, scale)
 
     sc.DeviceUID = result.model.device_uid
     sc.ConversionType = "WSD"  # made on a workstation from another image
@@ -155,7 +170,7 @@ def build_overlay_sc(
     return sc
 
 
-def _from_source(sc: Dataset, source: Dataset) -> None:
+def _from_source(sc: Dataset, source: Dataset, scale: tuple[float, float]) -> None:
     """What the overlay carries over from its source: orientation, laterality, body part, the
     film's scanned spacing, and the flags for recognisable features and lossy compression."""
     orientation = values(source.get("PatientOrientation"))
@@ -166,8 +181,8 @@ def _from_source(sc: Dataset, source: Dataset) -> None:
     _set_laterality(sc, source)
     if body_part(source) is not None:  # Type 3: a mangled one is left out
         sc.BodyPartExamined = body_part(source)
-    scanned = spacing_pair(source.get("NominalScannedPixelSpacing"))
-    if scanned is not None:  # a digitised film: the overlay has its grid
+    scanned = _scaled_spacing(source.get("NominalScannedPixelSpacing"), scale)
+    if scanned is not None:  # a digitised film: its grid, shrunk as the overlay is
         sc.NominalScannedPixelSpacing = list(scanned)
     sc.RecognizableVisualFeatures = _yes_no(source.get("RecognizableVisualFeatures"), "NO")
     # Once lossy, always flagged (PS3.3 C.7.6.1.1.5): the overlay is as lossy as its source.

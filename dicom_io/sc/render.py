@@ -2,18 +2,20 @@
 
 Every PACS viewer shows a Secondary Capture, including those that ignore Structured Reports and
 presentation states, so this is the one result object a radiologist is sure to see. It is the
-windowed source image (as :func:`dicom_io.reading.read_radiograph` shows it, bone bright) in
-RGB, each scored joint boxed in a colour for its worse grade with its name and its JSN and
-erosion grades beside the box, and a banner with the per-hand and image totals, the model and
-"NOT FOR DIAGNOSTIC USE". A joint the model will not grade is boxed with a dashed light-grey
-line and labelled "n/a"; the banner lists such joints with their reasons, and every total says
-how many of the expected joints it covers ("18 of 20 joints scored"). Text size follows the
-image size so the labels stay legible when a viewer fits the whole radiograph on a screen; every
-text sits on a dark backing so that it reads on bone as well as on the black background.
+windowed source image (as :func:`dicom_io.reading.read_radiograph` shows it, bone bright,
+shrunk to :data:`~dicom_io.sc.grey.OVERLAY_LONG_SIDE`) in RGB, each scored joint boxed in a
+colour for its worse grade with its name and its JSN and erosion grades beside the box, and a
+banner with the per-hand and image totals, the model and "NOT FOR DIAGNOSTIC USE". A joint the
+model will not grade is boxed with a dashed light-grey line and labelled "n/a"; the banner lists
+such joints with their reasons, and every total says how many of the expected joints it covers
+("18 of 20 joints scored"). Text size follows the image size so the labels stay legible when a
+viewer fits the whole radiograph on a screen; every text sits on a dark backing so that it reads
+on bone as well as on the black background.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +39,7 @@ from dicom_io.results import (
     JointResult,
     ScoringResult,
 )
+from dicom_io.sc.grey import overlay_grey
 
 BANNER_TITLE = "NOT FOR DIAGNOSTIC USE"
 
@@ -146,17 +149,12 @@ def _put_text(
     style: _Style,
     colour: tuple[int, int, int],
 ) -> None:
-    """Text with a dark outline, so it reads on any background; origin = baseline left."""
-    cv2.putText(
-        canvas,
-        text,
-        origin,
-        _FONT,
-        style.scale,
-        _BLACK,
-        style.thickness + 2 * style.outline,
-        cv2.LINE_AA,
-    )
+    """Text with a dark outline, so it reads on any background; origin = baseline left.
+
+    The outline is drawn without anti-aliasing: a thick anti-aliased stroke costs five times
+    as much (most of the overlay's drawing time), and only the glyph's own edge shows it."""
+    thick = style.thickness + 2 * style.outline
+    cv2.putText(canvas, text, origin, _FONT, style.scale, _BLACK, thick, cv2.LINE_8)
     cv2.putText(canvas, text, origin, _FONT, style.scale, colour, style.thickness, cv2.LINE_AA)
 
 
@@ -312,11 +310,42 @@ def _nearest_point(rect: Rect, x: float, y: float) -> tuple[int, int]:
     )
 
 
-def _render(source: Dataset, result: ScoringResult) -> tuple[np.ndarray, OverlayLayout]:
-    grey = read_radiograph(source).pixels
-    rows, cols = grey.shape
-    grey8 = np.rint(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8)
-    canvas = np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+def _scaled(result: ScoringResult, fx: float, fy: float) -> ScoringResult:
+    """``result`` with its joint boxes in overlay pixels (``fx``, ``fy``: overlay per source)."""
+    if fx == 1.0 and fy == 1.0:
+        return result
+
+    def box(b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        x0, y0 = round(b[0] * fx), round(b[1] * fy)
+        x1, y1 = round((b[0] + b[2]) * fx), round((b[1] + b[3]) * fy)
+        return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
+    joints = tuple(dataclasses.replace(j, box=box(j.box)) for j in result.joints)
+    return dataclasses.replace(result, joints=joints)
+
+
+def overlay_canvas(
+    source: Dataset, grey: np.ndarray | None
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The overlay's grey image (decoded from ``source`` when ``grey`` is None) and its scale
+    (x, y) relative to the source, from the source's Rows and Columns: a prepared grey image
+    of any size needs nothing else to be placed."""
+    if grey is None:
+        grey = read_radiograph(source).pixels
+    rows, cols = grey.shape[:2]
+    grey8 = overlay_grey(grey)
+    src_rows = int(source.get("Rows") or rows)
+    src_cols = int(source.get("Columns") or cols)
+    return grey8, (grey8.shape[1] / src_cols, grey8.shape[0] / src_rows)
+
+
+def _render(
+    source: Dataset, result: ScoringResult, grey: np.ndarray | None
+) -> tuple[np.ndarray, OverlayLayout]:
+    grey8, (fx, fy) = overlay_canvas(source, grey)
+    result = _scaled(result, fx, fy)
+    rows, cols = grey8.shape
+    canvas = cv2.cvtColor(grey8, cv2.COLOR_GRAY2RGB)
 
     short = min(rows, cols)
     boxes = [_clip_box(j.box, rows, cols) for j in result.joints]
@@ -373,15 +402,23 @@ def _render(source: Dataset, result: ScoringResult) -> tuple[np.ndarray, Overlay
     return canvas, layout
 
 
-def render_overlay(source: Dataset, result: ScoringResult) -> np.ndarray:
+def render_overlay(
+    source: Dataset, result: ScoringResult, grey: np.ndarray | None = None
+) -> np.ndarray:
     """The source image, windowed for display, with the scores drawn on it.
 
-    Returns an RGB uint8 array of shape (Rows, Columns, 3) of the source. Raises
-    :class:`dicom_io.reading.UnreadableImage` if the source cannot be decoded.
+    ``grey`` is the display grey-scale already at hand (float in [0, 1] or uint8, any size:
+    the scorer's, or the copy it kept); without it the source is decoded. Either way the
+    result is RGB uint8 of :func:`~dicom_io.sc.grey.overlay_shape` of the source, the same
+    for the same grey. Raises :class:`dicom_io.reading.UnreadableImage` if the source must be
+    decoded and cannot be.
     """
-    return _render(source, result)[0]
+    return _render(source, result, grey)[0]
 
 
-def overlay_layout(source: Dataset, result: ScoringResult) -> OverlayLayout:
-    """Where :func:`render_overlay` puts the banner, the boxes and the labels."""
-    return _render(source, result)[1]
+def overlay_layout(
+    source: Dataset, result: ScoringResult, grey: np.ndarray | None = None
+) -> OverlayLayout:
+    """Where :func:`render_overlay` puts the banner, the boxes and the labels (overlay
+    pixels)."""
+    return _render(source, result, grey)[1]
