@@ -9,6 +9,7 @@ totals cover the assessable joints and always say how many that is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -70,11 +71,20 @@ def write_results(scorer: Scorer, scored: ScoredFile, out: Path) -> list[Path]:
     key = hashlib.sha256(str(source.SOPInstanceUID).encode()).hexdigest()[:16]
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for kind, build in mapping.BUILDERS.items():
+    inputs = builder_inputs(scored.image)
+    for kind, make in mapping.BUILDERS.items():
+        build = functools.partial(make, **inputs.get(kind, {}))  # decoded once, when scored
         path = out / f"{kind}_{key}.dcm"
         build(source, result).save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def builder_inputs(image: GreyscaleImage) -> dict[str, dict[str, Any]]:
+    """What the SC and GSPS builders take from the image as scoring read it, so that they do
+    not decode the source again: the grey image, and the window it was read with."""
+    window = (float(image.window[0]), float(image.window[1]), image.window_explanation)
+    return {"sc": {"grey": image.pixels}, "gsps": {"window": window}}
 
 
 def _sop_instance_uid_or_empty(dataset: pydicom.Dataset) -> str:

@@ -198,6 +198,16 @@ class ImageScoreRow(Base):
     pixel_spacing_assumed: Mapped[bool] = mapped_column(default=False)
     timings_ms: Mapped[dict[str, Any]] = mapped_column()
     scored_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: the display window the image was read with (modality units), so that building the GSPS
+    #: need not decode it again; None for images scored before it was kept
+    window_centre: Mapped[float | None] = mapped_column(Float)
+    window_width: Mapped[float | None] = mapped_column(Float)
+    #: what set it: "window", "voi-lut" or "histogram", its function, and its explanation
+    window_voi: Mapped[str | None] = mapped_column(String(16))
+    window_function: Mapped[str | None] = mapped_column(String(16))
+    window_explanation: Mapped[str | None] = mapped_column(Text)
+    #: store key of the 8-bit grey copy the overlay SC is drawn on (None: decode the source)
+    overlay_grey_key: Mapped[str | None] = mapped_column(String(128))
 
     job: Mapped[Job] = relationship(back_populates="score")
     joints: Mapped[list[JointScoreRow]] = relationship(

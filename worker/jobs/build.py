@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cv2
+from pydicom import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -67,6 +70,10 @@ class _Plan:
     result: ScoringResult
     instance_uids: dict[str, tuple[str, str]]  #: kind -> (series UID, SOP instance UID)
     no_joints: bool
+    #: what scoring kept: the window it read with (centre, width, explanation) and the grey
+    #: copy for the overlay; None for jobs scored before they were kept
+    window: tuple[float, float, str] | None = None
+    grey_path: Path | None = None
 
 
 def build_results(
@@ -99,6 +106,11 @@ def _plan(settings: Settings, job_id: int) -> _Plan | None:
         instance = job.instance
         have = {r.kind for r in job.results}
         missing = [k for k in RESULT_KINDS if k not in have]
+        score = job.score
+        window = None
+        if score.window_centre is not None and score.window_width is not None:
+            window = (score.window_centre, score.window_width, score.window_explanation or "")
+        grey_key = score.overlay_grey_key
         return _Plan(
             missing=missing,
             source_path=store.path(instance.store_key),
@@ -111,7 +123,25 @@ def _plan(settings: Settings, job_id: int) -> _Plan | None:
                 for kind in missing
             },
             no_joints=not job.score.joints,
+            window=window,
+            grey_path=store.path(grey_key) if grey_key else None,
         )
+
+
+def _inputs(plan: _Plan) -> tuple[Dataset, dict[str, dict[str, Any]]]:
+    """The source and what each builder gets besides it: the header alone (no pixels read,
+    none decoded) with the grey copy and window scoring kept, else the whole source (a job
+    scored before they were kept, or a copy lost), which the SC and GSPS decode."""
+    extra: dict[str, dict[str, Any]] = {"gsps": {"window": plan.window}}
+    grey = None
+    if plan.grey_path is not None and plan.window is not None:
+        grey = cv2.imread(str(plan.grey_path), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            log.warning("overlay grey copy unreadable: decoding", extra={"path": plan.grey_path})
+    if grey is None:
+        return read_dicom(plan.source_path), extra
+    extra["sc"] = {"grey": grey}
+    return read_dicom(plan.source_path, pixels=False), extra
 
 
 def _build(
@@ -156,14 +186,18 @@ def _build_missing(
     url = settings.effective_database_url
     store = Store(settings.effective_store_dir)
     try:
-        source = read_dicom(plan.source_path)
+        source, extra = _inputs(plan)
     except OSError as exc:
         raise Transient(f"store: {exc}") from exc
     for kind in plan.missing:
         series_uid, sop_uid = plan.instance_uids[kind]
         started = time.perf_counter()
         dataset = BUILDERS[kind](
-            source, plan.result, series_instance_uid=series_uid, sop_instance_uid=sop_uid
+            source,
+            plan.result,
+            series_instance_uid=series_uid,
+            sop_instance_uid=sop_uid,
+            **extra.get(kind, {}),
         )
         key = Store.result_key(job_id, kind)
         try:

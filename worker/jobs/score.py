@@ -17,17 +17,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from dicom_io.reading import UnreadableImage, read_dicom
+from dicom_io.reading import GreyscaleImage, UnreadableImage, read_dicom
+from dicom_io.sc import overlay_grey
 from scoring.model import ModelRefused
 from worker import metrics
 from worker.db.engine import session_scope
 from worker.db.models import (
     AuditEvent,
     AuditEventType,
+    ImageScoreRow,
     InstanceStatus,
     Job,
     JobAttempt,
@@ -93,8 +96,9 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
     scored = _score_file(url, job_id, claimed, scorer)
     if isinstance(scored, Outcome):
         return scored
+    grey_key = _keep_overlay_grey(Store(settings.effective_store_dir), job_id, scored.image)
     try:
-        outcome = _record_score(url, job_id, claimed.attempt_id, scorer, scored, worker)
+        outcome = _record_score(url, job_id, claimed.attempt_id, scorer, scored, worker, grey_key)
     except IntegrityError:  # a concurrent run wrote the same job's score first
         return Outcome("superseded")
     except OperationalError as exc:
@@ -162,8 +166,38 @@ def _score_file(url: str, job_id: int, claimed: _Claimed, scorer: Scorer) -> Sco
         return _fail(url, job_id, attempt_id, failure_reason(exc, "scoring-error"))
 
 
+def _keep_overlay_grey(store: Store, job_id: int, image: GreyscaleImage) -> str | None:
+    """Keep the overlay's grey image (shrunk, 8-bit PNG) for the build, which then never
+    decodes the source; its key, or None when it could not be written (the build decodes)."""
+    key = Store.overlay_grey_key(job_id)
+    try:
+        # level 1: a few ms to write; the copy is read once and is a fraction of the source
+        ok, png = cv2.imencode(".png", overlay_grey(image.pixels), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            return None
+        store.write_bytes(key, png.tobytes())
+    except (OSError, cv2.error) as exc:
+        log.warning("overlay grey copy not kept", extra={"job_id": job_id, "error": str(exc)})
+        return None
+    return key
+
+
+def _keep_window(row: ImageScoreRow, image: GreyscaleImage) -> None:
+    """The display window the scorer saw, for the GSPS of a source without one."""
+    row.window_centre, row.window_width = (float(v) for v in image.window)
+    row.window_voi = image.voi[:16] or None
+    row.window_function = image.voi_function[:16] or None
+    row.window_explanation = image.window_explanation
+
+
 def _record_score(
-    url: str, job_id: int, attempt_id: int, scorer: Scorer, scored: ScoredFile, worker: str
+    url: str,
+    job_id: int,
+    attempt_id: int,
+    scorer: Scorer,
+    scored: ScoredFile,
+    worker: str,
+    grey_key: str | None = None,
 ) -> Outcome:
     """Write the score in the transaction that makes the job done (only one run wins)."""
     score = scored.score
@@ -178,6 +212,8 @@ def _record_score(
             return Outcome("superseded")
         job = session.get_one(Job, job_id)
         image = score_row(scorer.bundle, job_id, job.instance_id, score, scored.timings_ms)
+        _keep_window(image, scored.image)
+        image.overlay_grey_key = grey_key
         session.add(image)
         session.flush()
         session.add_all(joint_rows(image.id, score))

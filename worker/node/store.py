@@ -75,6 +75,25 @@ class Store:
     def result_key(job_id: int, kind: str) -> str:
         return f"results/{job_id // 1000:06d}/{job_id}/{kind}.dcm"
 
+    @staticmethod
+    def overlay_grey_key(job_id: int) -> str:
+        """The grey copy scoring keeps for the overlay (beside the results, not in images/,
+        where the orphan sweep removes whatever no instance row names)."""
+        return f"results/{job_id // 1000:06d}/{job_id}/overlay-grey.png"
+
+    def write_bytes(self, key: str, data: bytes) -> Path:
+        """Write ``data`` to ``key`` durably: temporary file, fsync, rename, fsync of the folder."""
+        target = self.path(key)
+        _makedirs_durable(target.parent)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+        _fsync_dir(target.parent)
+        return target
+
     def file_image(self, spooled: Path, key: str) -> Path:
         """Move a spooled (already fsynced) file to ``key``, durably."""
         target = self.path(key)
