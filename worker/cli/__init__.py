@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import db, lab, node, outbox, phantom, records, token
+from worker.cli import db, lab, node, outbox, phantom, records, site, token
 
 app = typer.Typer(
     name="rascore",
@@ -32,6 +32,7 @@ app.command()(node.demo)
 app.add_typer(db.db_app, name="db")
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(token.token_app, name="token")
+app.add_typer(site.site_app, name="site")
 app.command()(records.scores)
 app.command()(records.audit)
 

@@ -56,7 +56,9 @@ def phantom(
     out: Annotated[Path, typer.Option(help="Folder for the DICOM files and truth.json.")],
     count: Annotated[int, typer.Option(help="Number of images.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same pixels.")] = 7,
-    hands: Annotated[int, typer.Option(help="Hands per image, 1 or 2.")] = 2,
+    hands: Annotated[
+        int | None, typer.Option(help="Hands per image, 1 or 2 (default 2; ra2dream: 1).")
+    ] = None,
     gallery: Annotated[
         Path | None, typer.Option(help="Write a contact sheet of the first images (PNG).")
     ] = None,
@@ -69,14 +71,32 @@ def phantom(
     ] = None,
     modality: Annotated[list[str] | None, typer.Option(help="CR or DX; repeat to mix.")] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="dicom (files and truth.json) or ra2dream ({Patient_ID}-{LH|RH}.jpg and "
+            "training.csv in the RA2-DREAM columns, for `rascore site import`).",
+        ),
+    ] = "dicom",
 ) -> None:
-    """Generate synthetic hand radiographs (DICOM) with exact per-joint labels in truth.json."""
+    """Generate synthetic hand radiographs (DICOM) with exact per-joint labels in truth.json
+    (``--format ra2dream``: one JPEG per hand and an RA2-DREAM label table instead)."""
     if count < 1:
         raise fail("--count must be at least 1")
+    if fmt not in ("dicom", "ra2dream"):
+        raise fail("--format must be 'dicom' or 'ra2dream'")
+    if fmt == "ra2dream" and hands not in (None, 1):
+        raise fail("--format ra2dream has one hand per image: --hands 1")
+    if hands is None:
+        hands = 1 if fmt == "ra2dream" else 2
     config = _phantom_config(hands, distribution, encoding, modality)
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    if fmt == "ra2dream":
+        _ra2dream(out, count, seed, config, jobs)
+        return
 
     from worker.lab.phantom_export import generator_record
     from worker.lab.pool import map_in_processes
@@ -97,6 +117,15 @@ def phantom(
         err.print(f"gallery: {gallery}")
     joints = sum(len(r["joints"]) for r in records)
     err.print(f"{count} images, {joints} joints, truth in {out / 'truth.json'}")
+
+
+def _ra2dream(out: Path, count: int, seed: int, config: PhantomConfig, jobs: int) -> None:
+    from worker.lab.ra2dream_export import export_ra2dream
+
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("phantoms", total=count)
+        made = export_ra2dream(out, count, seed, config, jobs, lambda: progress.advance(bar))
+    err.print(f"{count} hand images of {made['patients']} patients, labels in {made['table']}")
 
 
 def crops(
