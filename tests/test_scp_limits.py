@@ -9,6 +9,7 @@ loopback source addresses, and the machine's own non-loopback address where a te
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import select
@@ -34,7 +35,7 @@ from pydicom.uid import (
     generate_uid,
 )
 from pynetdicom import AE, _config, evt
-from pynetdicom.dsutils import encode_file_meta
+from pynetdicom.dsutils import encode_file_meta, split_dataset
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from dicom_io.net import ReceivedInstance, StorageSCP
@@ -311,6 +312,46 @@ def test_pynetdicom_temporary_files_are_on_the_spool_disk(
         assoc.release()
     assert status.Status == 0x0000
     assert seen and all(not name.endswith(".part") for name in seen)
+
+
+def test_a_received_image_is_written_once_and_renamed_into_the_spool(
+    tmp_path: Path, chunked_send: None
+) -> None:
+    """pynetdicom's file, behind the spool's own meta, becomes the spooled file (no copy)."""
+    source = tmp_path / "four-mb.dcm"
+    _write(source, 4 * MB)
+    inodes: set[int] = set()
+    recorder = Recorder()
+    with StorageSCP(SCP_AET, 0, recorder, host=HOST, spool_dir=tmp_path / "spool") as scp:
+        ae = AE("SENDER")
+        ae.add_requested_context(ComputedRadiographyImageStorage, ExplicitVRLittleEndian)
+        assoc = ae.associate(HOST, scp.port, ae_title=SCP_AET)
+        pdus = 0
+
+        def look(event: evt.Event) -> None:
+            nonlocal pdus
+            pdus += 1
+            if pdus == 5:
+                time.sleep(0.2)
+                inodes.update(p.stat().st_ino for p in (scp.spool_dir / "tmp").iterdir())
+
+        assoc.bind(evt.EVT_PDU_SENT, look)
+        status = assoc.send_c_store(source)
+        assoc.release()
+        assert status.Status == 0x0000
+        [instance] = recorder.received
+        assert inodes == {instance.path.stat().st_ino}
+        assert not list((scp.spool_dir / "tmp").iterdir())
+    data = instance.path.read_bytes()
+    meta = pydicom.dcmread(instance.path, stop_before_pixels=True).file_meta
+    assert meta.SourceApplicationEntityTitle == "SENDER"
+    offset = len(data) - (source.stat().st_size - _meta_end(source))
+    assert data[offset:] == source.read_bytes()[_meta_end(source) :]
+    assert instance.sha256 == hashlib.sha256(data[offset:]).hexdigest()
+
+
+def _meta_end(path: Path) -> int:
+    return split_dataset(path)[1]
 
 
 def test_free_space_is_checked_before_receipt(tmp_path: Path) -> None:
