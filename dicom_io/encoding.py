@@ -183,7 +183,7 @@ def _is_empty(value: Any) -> bool:
     """``DataElement.is_empty`` for the value types written here, without its ABC checks."""
     if value is None:
         return True
-    if type(value) is str or isinstance(value, str | bytes | PersonName):
+    if isinstance(value, str | bytes | PersonName):
         return not value
     if isinstance(value, _MULTI):
         return len(value) == 0
@@ -197,7 +197,7 @@ def _padded(data: bytes, pad: bytes = b" ") -> bytes:
 def _string(elem: DataElement, codecs: list[str], pad: str = " ") -> bytes:
     """AE, AS, CS, UR, UI; DA, DT, TM given as text: ``write_string``."""
     value = elem.value
-    if type(value) is not str and isinstance(value, _MULTI):
+    if not isinstance(value, str) and isinstance(value, _MULTI):  # str first: no ABC check
         value = "\\".join(value)
     if isinstance(value, bytes) and not len(value) % 2:
         return value
@@ -215,14 +215,12 @@ def _uid(elem: DataElement, codecs: list[str]) -> bytes:
 def _text(elem: DataElement, codecs: list[str]) -> bytes:
     """LO, LT, SH, ST, UC, UT in the data set's one character set: ``write_text``."""
     value = elem.value
-    if type(value) is str:
+    if isinstance(value, str):
         return _padded(value.encode(codecs[0]))
     if isinstance(value, _MULTI):
         if isinstance(value[0], str):
             return _padded(b"\\".join(v.encode(codecs[0]) for v in value))
         return _padded(b"\\".join(value))
-    if isinstance(value, str):
-        return _padded(value.encode(codecs[0]))
     if not isinstance(value, bytes):
         raise _Unsupported
     return _padded(value)
