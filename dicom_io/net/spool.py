@@ -1,9 +1,10 @@
 """The SCP's spool: received data sets made into durable Part-10 files.
 
-A data set is copied behind its file meta into ``tmp``, fsynced, checked, renamed into
-``incoming`` and the folder fsynced; only then may the C-STORE be acknowledged. File names come
-from ``uuid4``, never from a UID in the data. A deflated data set is inflated as it is copied,
-its output counted, so that no later reader inflates anything.
+pynetdicom writes a received data set into ``tmp`` behind the file meta the spool keeps; that
+file is hashed, fsynced, checked, renamed into ``incoming`` and the folder fsynced; only then
+may the C-STORE be acknowledged. File names come from ``uuid4``, never from a UID in the data.
+A deflated data set (or a file behind any other meta) is copied instead, a deflated one
+inflated as it is copied, its output counted, so that no later reader inflates anything.
 """
 
 from __future__ import annotations
