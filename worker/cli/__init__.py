@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import db, lab, node, outbox, phantom, records, site, token
+from worker.cli import db, lab, node, outbox, phantom, records, site, token, validate
 
 app = typer.Typer(
     name="rascore",
@@ -35,5 +35,6 @@ app.add_typer(token.token_app, name="token")
 app.add_typer(site.site_app, name="site")
 app.command()(records.scores)
 app.command()(records.audit)
+app.command()(validate.validate)
 
 __all__ = ["app"]
