@@ -101,11 +101,13 @@ def train_net(
     val_labels: np.ndarray,
     config: TrainConfig = TrainConfig(),
     on_epoch: Callable[[EpochLog], None] | None = None,
+    initial: JointNet | None = None,
 ) -> TrainedNet:
-    """Train one network; keep the weights of the epoch with the lowest validation loss."""
+    """Train one network; keep the weights of the epoch with the lowest validation loss.
+    ``initial``: a trained network to fine-tune (changed in place) instead of a new one."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    net = build_net(task)
+    net = initial if initial is not None else build_net(task)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
     y_train = torch.from_numpy(train_labels.astype(np.int64))

@@ -192,9 +192,30 @@ def train(
     traincascade: Annotated[
         Path | None, typer.Option(help="opencv_traincascade (default: build and cache it).")
     ] = None,
+    site: Annotated[
+        Path | None,
+        typer.Option(help="A site data folder: fine-tune the CNNs on its labelled images."),
+    ] = None,
+    from_model: Annotated[
+        Path | None,
+        typer.Option("--from", help="With --site: the model to start from (default: built in)."),
+    ] = None,
+    scratch: Annotated[
+        bool, typer.Option(help="With --site: train the CNNs from random weights.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="With --site: print a summary as JSON.")
+    ] = False,
 ) -> None:
     """Run the committed recipe: phantoms (+ real hands) → detector → CNNs → evaluation →
-    model."""
+    model; or, with --site, fine-tune the CNNs on a site's own labelled radiographs."""
+    if site is not None:
+        if real is not None or detector != "keypoints" or traincascade is not None:
+            raise fail("--real, --detector and --traincascade go without --site")
+        _train_site(out, site, from_model, scratch, small, json_output)
+        return
+    if from_model is not None or scratch or json_output:
+        raise fail("--from, --scratch and --json go with --site")
     from worker.lab.evaluate_folder import evaluate_phantom_test_set, markdown_card
     from worker.lab.recipe import Recipe, run_recipe
 
@@ -220,3 +241,25 @@ def train(
     (out / "card.json").write_text(json.dumps(card, indent=1))
     (out / "card.md").write_text(markdown_card(card))
     err.print(f"model {card['version']} in {out}")
+
+
+def _train_site(
+    out: Path, site: Path, from_model: Path | None, scratch: bool, small: bool, json_output: bool
+) -> None:
+    from scoring.model import ModelRefused
+    from worker.lab.site.folder import SiteFolderError
+    from worker.lab.site.train import SiteRecipe, summary, train_site
+
+    if not site.is_dir():
+        raise fail(f"{site}: no such folder")
+    recipe = SiteRecipe().small() if small else SiteRecipe()
+    with Progress(console=err, transient=True) as progress:
+        try:
+            card = train_site(
+                site, out, from_model, scratch, recipe, bar_factory(progress), err.print
+            )
+        except (ModelRefused, SiteFolderError, ValueError) as exc:
+            raise fail(str(exc).splitlines()[0]) from None
+    if json_output:
+        print(json.dumps(summary(card, out), indent=1))
+    err.print(f"site model {card['version']} in {out}: not for diagnostic use; rascore validate it")
