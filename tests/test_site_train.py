@@ -86,6 +86,7 @@ def test_card_has_the_digest_split_recipe_and_use(
     assert recipe["start"] == "fine-tune" and recipe["readers"] == "mean"
     assert recipe["from_model"]["version"] == identify().version
     assert recipe["cnn"]["max_epochs"] == 2 and recipe["cnn"]["learning_rate"] > 0
+    assert all(card["training"][k]["best_epoch"] in (0, 1, 2) for k in ("jsn", "erosion"))
     assert "NOT FOR DIAGNOSTIC USE" in card["intended_use"]
     assert "rascore validate" in card["intended_use"]
     evaluation = card["evaluation"]

@@ -119,6 +119,8 @@ def markdown_card(card: dict[str, Any]) -> str:
         f"{recipe['cnn']['patience']}), learning rate {recipe['cnn']['learning_rate']}, batch "
         f"{recipe['cnn']['batch_size']}; readers: {recipe['readers']} "
         f"({recipe['readers_note']})",
+        f"- Best epochs: JSN {card['training']['jsn']['best_epoch']}, erosion "
+        f"{card['training']['erosion']['best_epoch']} ({card['training']['best_epoch_note']})",
         f"- Split by patient (seed {split['seed']}, {split['method']}): "
         f"{len(split['train'])} train, {len(split['validation'])} validation, "
         f"{len(split['test'])} test patients",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scoring.cnn import Task, predict_with_features
+from scoring.cnn import JointNet, Task, predict_with_features, to_tensor
 from scoring.model import DEFAULT_MODEL_DIR, identify
 from scoring.pipeline import Scorer
 from scoring.training.cnn import TrainConfig, TrainedNet, centre, train_net
@@ -120,9 +120,9 @@ def _train(
                 f"too few {task.upper()} labels to train: {len(x_train)} training and "
                 f"{len(x_val)} validation joints"
             )
-        initial = None if scratch else copy.deepcopy(getattr(source.bundle, task))
+        start = None if scratch else copy.deepcopy(getattr(source.bundle, task))
         advance = progress(f"{task} network (epochs)", recipe.max_epochs)
-        nets[task] = train_net(
+        trained = train_net(
             task,
             x_train,
             y_train,
@@ -130,9 +130,26 @@ def _train(
             y_val,
             recipe.config(scratch),
             on_epoch=lambda _log, advance=advance: advance(),  # type: ignore[misc]
-            initial=initial,
+            initial=copy.deepcopy(start),
         )
+        best = trained.history[trained.best_epoch - 1].val_loss
+        if start is not None and _val_loss(start, x_val, y_val) <= best:
+            # fine-tuning made the validation patients no better: keep the start (epoch 0)
+            trained = TrainedNet(task, start, 0, trained.history)
+        nets[task] = trained
     return nets
+
+
+def _val_loss(net: JointNet, clips: np.ndarray, grades: np.ndarray) -> float:
+    """Mean cross-entropy on the clips' joint boxes, as train_net measures its epochs."""
+    net.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(clips), 2048):
+            logits = net(to_tensor(centre(clips[i : i + 2048])))
+            target = torch.from_numpy(grades[i : i + 2048].astype(np.int64))
+            total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+    return total / max(len(clips), 1)
 
 
 def _recipe_card(recipe: SiteRecipe, scratch: bool, source: Scorer) -> dict[str, Any]:
@@ -208,6 +225,8 @@ def train_site(
             "recipe": _recipe_card(recipe, scratch, source),
             "training": {
                 **{task: history_dict(nets[task]) for task in TASKS},
+                "best_epoch_note": "the epoch of least validation loss; 0: the starting "
+                "weights, kept because no epoch of fine-tuning bettered them",
                 "samples": {"train": train.counts(), "validation": val.counts()},
                 "typicality_threshold": round(typicality.threshold, 3),
                 "seconds": trained_s,
