@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     # -- processing -----------------------------------------------------------------------
     #: scoring worker processes that ``rascore serve`` supervises (and ``rascore worker`` runs)
     workers: int = Field(default=2, ge=0)
-    #: model directory; empty: the default model shipped in the package
+    #: model directory, pinning the node and its workers to it; empty: the version activated
+    #: by ``rascore model activate`` (``HOME/models``), else the model shipped in the package
     model_dir: Path | None = None
     #: in-task retries of a transient failure (database or store unavailable); then the job is
     #: left to the sweeper, which publishes it again: a transient failure never fails a job

@@ -30,9 +30,11 @@ from worker.api.deps import (
     require_instance,
     session_caller,
 )
+from worker.api.routes.instances import mark_active_model
 from worker.db import operations, queries, tokens
 from worker.db.engine import read_session_scope, session_scope
 from worker.db.models import InstanceStatus, TokenRole
+from worker.models_home import active_model_version
 from worker.settings import Settings
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -128,12 +130,17 @@ def instance_page(
         )
     audit_query(url, who[0], "dashboard: instance", {}, instance_id)
     has_overlay = any(r["kind"] == "sc" for j in detail["jobs"] for r in j["results"])
+    mark_active_model(detail, active_model_version(settings))
+    by_model = list(reversed(detail["scores"]))  # every model's score, newest first
+    # the joints shown are the active model's, or the newest score's when it has none yet
+    shown = next((s for s in by_model if s["active_model"]), by_model[0] if by_model else None)
     return _render(
         request,
         "instance.html",
         who=who,
         i=detail,
-        latest=detail["scores"][-1] if detail["scores"] else None,
+        latest=shown,
+        by_model=by_model,
         history=history,
         has_overlay=has_overlay,
     )

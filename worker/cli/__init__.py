@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import db, lab, node, outbox, phantom, records, site, token, validate
+from worker.cli import (
+    db,
+    lab,
+    model,
+    node,
+    outbox,
+    phantom,
+    records,
+    rescore,
+    site,
+    token,
+    validate,
+)
 
 app = typer.Typer(
     name="rascore",
@@ -33,6 +45,8 @@ app.add_typer(db.db_app, name="db")
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(token.token_app, name="token")
 app.add_typer(site.site_app, name="site")
+app.add_typer(model.model_app, name="model")
+app.command()(rescore.rescore)
 app.command()(records.scores)
 app.command()(records.audit)
 app.command()(validate.validate)

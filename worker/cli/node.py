@@ -18,9 +18,10 @@ from worker.settings import Settings
 def _check_model(settings: Settings, command: str) -> None:
     """Refuse to start on a model whose card does not describe its artefacts (one line, 2)."""
     from worker.model_ref import ModelRefused, model_ref
+    from worker.models_home import active_model_dir
 
     try:
-        model_ref(settings.model_dir)
+        model_ref(active_model_dir(settings))
     except ModelRefused as exc:
         print(f"rascore {command}: refusing to start: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

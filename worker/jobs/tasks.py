@@ -20,12 +20,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from worker.db.engine import session_scope
-from worker.db.models import JobAttempt, utcnow
+from worker.db.models import Job, JobAttempt, utcnow
 from worker.jobs.build import build_results
 from worker.jobs.outbox import send_delivery
 from worker.jobs.outcomes import Transient, worker_name
 from worker.jobs.queueing import enqueue_build, enqueue_send
 from worker.jobs.score import fail_job, score_job
+from worker.models_home import settings_for_version
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,17 @@ _DIED = ("running", "abandoned")
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return Settings()
+
+
+def job_settings(job_id: int) -> Settings:
+    """The settings to score a job with: the installed bundle of the model version it names
+    (read at every task, so an activation or a rescore with another model needs no restart)."""
+    base = settings()
+    if base.model_dir is not None:  # pinned by RASCORE_MODEL_DIR
+        return base
+    with session_scope(base.effective_database_url) as session:
+        version = session.scalar(select(Job.model_version).where(Job.id == job_id))
+    return settings_for_version(base, version)
 
 
 def retry_countdown(settings: Settings, retries: int) -> float:
@@ -112,7 +124,7 @@ def score(self: Task, job_id: int) -> str:
                 f"too-large: worker died {died} times while scoring (too large or crashing image?)"
             )
             return give_up(job_id, reason)
-        outcome = score_job(settings(), job_id, worker_name(self.request.hostname))
+        outcome = score_job(job_settings(job_id), job_id, worker_name(self.request.hostname))
     except (Transient, OperationalError) as exc:
         return _retry_or_defer(self, {"job_id": job_id}, exc)
     except SoftTimeLimitExceeded:

@@ -331,17 +331,16 @@ class Receiver:
 
     def _new_job(self, session: Session, instance: Instance) -> int | None:
         """A queued scoring job for this node's model, unless the instance has one already."""
+        model = self.model  # one read: the node may switch it (``rascore model activate``)
         existing = session.scalar(
-            select(Job).where(
-                Job.instance_id == instance.id, Job.model_version == self.model.version
-            )
+            select(Job).where(Job.instance_id == instance.id, Job.model_version == model.version)
         )
         if existing is not None:
             return None
         job = Job(
             instance_id=instance.id,
-            model_name=self.model.name,
-            model_version=self.model.version,
+            model_name=model.name,
+            model_version=model.version,
             status=JobStatus.QUEUED,
             enqueued_at=utcnow(),  # published right after the commit (cleared if that fails)
         )
@@ -353,7 +352,7 @@ class Receiver:
                 event=AuditEventType.QUEUED,
                 actor="router",
                 instance_id=instance.id,
-                detail={"job_id": job.id, "model_version": self.model.version},
+                detail={"job_id": job.id, "model_version": model.version},
             )
         )
         return job.id

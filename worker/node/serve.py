@@ -30,7 +30,8 @@ from dicom_io.net import StorageSCP, StoreHandler
 from worker.db import migrate
 from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
 from worker.jobs.queueing import enqueue_score
-from worker.model_ref import model_ref
+from worker.model_ref import ModelRefused, model_ref
+from worker.models_home import active_model_dir, active_version
 from worker.node.broker import EmbeddedRedis
 from worker.node.receiving import Receiver
 from worker.node.store import Store, sweep_orphan_images
@@ -134,6 +135,8 @@ class Node:
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
     _api: Any = None  #: the uvicorn server of the HTTP API
+    _receiver: Receiver | None = None
+    _active: str | None = None  #: the active version last seen in RASCORE_HOME
 
     @property
     def database_url(self) -> str:
@@ -142,8 +145,9 @@ class Node:
     def start(self) -> None:
         settings = self.settings
         # a model whose card does not describe its artefacts is refused before anything runs
-        # (raises ModelRefused with the reason in one line)
-        model_ref(settings.model_dir)
+        # (raises ModelRefused with the reason in one line); the active installed version
+        # unless RASCORE_MODEL_DIR names one (worker.models_home)
+        model_ref(active_model_dir(settings))
         home = settings.home.resolve()
         for folder in (home, settings.spool_dir, settings.effective_store_dir, home / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
@@ -164,22 +168,21 @@ class Node:
         self._env = env
         swept = sweep(self.database_url, everything=True)
         log.info("reconciled", extra={"jobs": swept.jobs, "builds": swept.builds})
-        model = model_ref(settings.model_dir)
+        model = model_ref(active_model_dir(settings))
+        self._active = active_version(settings.home)
         store = Store(settings.effective_store_dir)
         # a crash between filing an image and its commit leaves a file no row names
         threading.Thread(
             target=_sweep_store, args=(store, self.database_url), name="store-sweep", daemon=True
         ).start()
-        self.scp = storage_scp(
-            settings,
-            Receiver(
-                self.database_url,
-                store,
-                model,
-                settings.hand_keyword_list,
-                lambda job_id: enqueue_score(self.database_url, job_id),
-            ),
+        self._receiver = Receiver(
+            self.database_url,
+            store,
+            model,
+            settings.hand_keyword_list,
+            lambda job_id: enqueue_score(self.database_url, job_id),
         )
+        self.scp = storage_scp(settings, self._receiver)
         self.scp.start()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
         self._sweeper.start()
@@ -261,6 +264,7 @@ class Node:
                     )
             except Exception as exc:  # database briefly away: try again next round
                 log.warning("sweep failed", extra={"error": str(exc)[:200]})
+            self._follow_active_model()
             for child in self.children:
                 if child.process is not None and child.process.poll() is not None:
                     child.restarts += 1
@@ -269,6 +273,27 @@ class Node:
                         extra={"worker": child.name, "code": child.process.returncode},
                     )
                     self._spawn(child, self._env)
+
+    def _follow_active_model(self) -> None:
+        """After ``rascore model activate``, new images are queued for the newly active model
+        (within a sweep interval; workers load the model each job names, so jobs queued before
+        still finish with theirs). A bundle that fails its check is not taken: the node goes
+        on with the model it has and says why, once."""
+        if self.settings.model_dir is not None or self._receiver is None:
+            return  # pinned by RASCORE_MODEL_DIR
+        try:
+            version = active_version(self.settings.home)
+            if version == self._active:
+                return
+            self._active = version
+            model = model_ref(active_model_dir(self.settings))
+        except (ModelRefused, OSError) as exc:
+            log.error("active model refused; scoring on with the previous one",
+                      extra={"error": str(exc)[:300]})  # fmt: skip
+            return
+        if model.version != self._receiver.model.version:
+            self._receiver.model = model
+            log.info("now queueing new images for model", extra={"model": model.version})
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()

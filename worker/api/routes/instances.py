@@ -22,9 +22,18 @@ from worker.api.deps import (
 from worker.db import operations, queries
 from worker.db.engine import read_session_scope
 from worker.model_ref import model_ref
+from worker.models_home import active_model_dir, active_model_version
 from worker.png import overlay_png
 
 router = APIRouter(prefix="/api/v1/instances")
+
+
+def mark_active_model(detail: dict[str, Any], active: str) -> None:
+    """Which of an instance's scores (and jobs) the model that scores new images made."""
+    detail["active_model_version"] = active
+    for item in (*detail["scores"], *detail["jobs"]):
+        version = item["model"]["version"] if "model" in item else item["model_version"]
+        item["active_model"] = version == active
 
 
 @router.get("", tags=["queries"])
@@ -38,12 +47,15 @@ def instances(
 
 
 @router.get("/{instance_id}", tags=["queries"])
-def instance(instance_id: InstanceId, session: Read, who: Reader, url: Url) -> dict[str, Any]:
-    """One instance: receptions, jobs and attempts, every score with its joints, result
-    objects and their deliveries."""
+def instance(
+    instance_id: InstanceId, session: Read, who: Reader, url: Url, settings: AppSettings
+) -> dict[str, Any]:
+    """One instance: receptions, jobs and attempts, every score (oldest first) with its model
+    and joints, the one by the active model marked, result objects and their deliveries."""
     found = queries.instance_detail(session, instance_id)
     if found is None:
         raise HTTPException(404, "no such instance")
+    mark_active_model(found, active_model_version(settings))
     audit_query(url, who.name, "instance", {}, instance_id)
     return found
 
@@ -81,7 +93,7 @@ def rescore(
 
     with request.app.state.sessions() as session, session.begin():
         require_instance(session, instance_id)
-        ref = model_ref(settings.model_dir)
+        ref = model_ref(active_model_dir(settings))
         job_id = operations.rescore(session, instance_id, ref, who.name)
     if job_id is not None:
         # committed first; if the broker is down, the sweeper publishes it

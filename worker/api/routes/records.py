@@ -19,6 +19,7 @@ from worker.api.deps import (
 )
 from worker.db import queries
 from worker.model_ref import model_ref
+from worker.models_home import active_model_dir
 
 router = APIRouter(prefix="/api/v1")
 
@@ -45,7 +46,7 @@ def patient_scores(
 @router.get("/model", tags=["queries"])
 def model(who: Reader, settings: AppSettings) -> dict[str, Any]:
     """The card of the model that scores new images now."""
-    ref = model_ref(settings.model_dir)
+    ref = model_ref(active_model_dir(settings))
     card: dict[str, Any] = json.loads((ref.directory / "card.json").read_text())
     card.pop("training", None)  # the epoch-by-epoch curves: in the model folder
     return card
