@@ -41,7 +41,7 @@ def make_bundle(folder: Path, variant: str) -> Path:
     card["content_hash"] = digest
     card["version"] = model_version(card["version"].split("+")[0], digest)
     card["device_uid"] = device_uid(digest)
-    card["training_data"]["site"] = {"digest": "ab" * 32}
+    card["site_data"] = {"digest": "ab" * 32}  # as `rascore train --site` records it
     (folder / "card.json").write_text(json.dumps(card))
     return folder
 

@@ -225,9 +225,9 @@ def read_card(directory: Path) -> dict[str, Any]:
 
 
 def site_digest(card: dict[str, Any]) -> str | None:
-    """The digest of the site folder the model was trained on (``training_data.site.digest``,
-    or ``site.digest``), when the card records one."""
-    for holder in ((card.get("training_data") or {}).get("site"), card.get("site")):
+    """The digest of the site folder the model was trained on (``site_data.digest``, as
+    ``rascore train --site`` writes it), when the card records one."""
+    for holder in (card.get("site_data"), (card.get("training_data") or {}).get("site")):
         if isinstance(holder, dict) and isinstance(holder.get("digest"), str):
             return str(holder["digest"])
     return None
