@@ -96,7 +96,9 @@ def score_job(settings: Settings, job_id: int, worker: str | None = None) -> Out
     scored = _score_file(url, job_id, claimed, scorer)
     if isinstance(scored, Outcome):
         return scored
-    grey_key = _keep_overlay_grey(Store(settings.effective_store_dir), job_id, scored.image)
+    grey_key = None
+    if scored.score.joints:  # without joints no overlay is built
+        grey_key = _keep_overlay_grey(Store(settings.effective_store_dir), job_id, scored.image)
     try:
         outcome = _record_score(url, job_id, claimed.attempt_id, scorer, scored, worker, grey_key)
     except IntegrityError:  # a concurrent run wrote the same job's score first
