@@ -18,6 +18,7 @@ from typing import Any
 
 import pydicom
 
+from dicom_io.encoding import write_file
 from dicom_io.reading import GreyscaleImage, read_radiograph
 from dicom_io.results import ScoringResult, SourceHeaderError
 from dicom_io.source_header import sop_instance_uid
@@ -75,7 +76,7 @@ def write_results(scorer: Scorer, scored: ScoredFile, out: Path) -> list[Path]:
     for kind, make in mapping.BUILDERS.items():
         build = functools.partial(make, **inputs.get(kind, {}))  # decoded once, when scored
         path = out / f"{kind}_{key}.dcm"
-        build(source, result).save_as(path, enforce_file_format=True)
+        write_file(build(source, result), path)
         paths.append(path)
     return paths
 
