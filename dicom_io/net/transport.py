@@ -23,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 import queue
+import select
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -53,6 +56,7 @@ MIN_PDU_LIMIT = MB
 UNLIMITED_PDU_LIMIT = 64 * MB  # when no maximum is announced (max_pdu_size 0)
 _MAX_COMMAND_BYTES = MB  # a command set is a few hundred bytes
 REACTOR_WAIT = 0.02  # s an association's reactor waits for a message before its other checks
+SOCKET_WAIT = 0.05  # s the DUL waits for a PDU or something to send before its other checks
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class GuardedSocket(AssociationSocket):
     _pdu_type: int | None  # of the PDU whose header was read and whose body comes next
     _dataset_bytes: int
     _command_bytes: int
+    _wake: tuple[int, int] | None  # a pipe: the DUL has something to send
+    _wake_lock: threading.Lock
 
     @classmethod
     def adopt(cls, sock: AssociationSocket, limits: Limits) -> GuardedSocket:
@@ -91,7 +97,65 @@ class GuardedSocket(AssociationSocket):
         guarded._pdu_type = None
         guarded._dataset_bytes = 0
         guarded._command_bytes = 0
+        guarded._wake_on_send()
         return guarded
+
+    # -- waiting instead of polling -----------------------------------------------------------
+
+    def _wake_on_send(self) -> None:
+        """Every primitive the association hands its DUL to send also writes a byte to a pipe
+        that :attr:`ready` waits on beside the socket."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        self._wake, self._wake_lock = (read_end, write_end), threading.Lock()
+        outgoing = self.assoc.dul.to_provider_queue
+        put = outgoing.put
+
+        def put_and_wake(item: Any, block: bool = True, timeout: float | None = None) -> None:
+            put(item, block, timeout)
+            with self._wake_lock, contextlib.suppress(OSError):  # full: a wake-up is pending
+                if self._wake is not None:
+                    os.write(self._wake[1], b"\0")
+
+        outgoing.put = put_and_wake  # type: ignore[method-assign]
+
+    @property
+    def ready(self) -> bool:
+        """Whether a PDU is waiting, after waiting up to ``SOCKET_WAIT`` for one.
+
+        pynetdicom asks without waiting and, when nothing is there, sleeps 1 ms and asks again:
+        1,000 wake-ups a second for each idle association, and up to a millisecond's delay
+        for each PDU. Waiting in ``select`` on the socket and the wake-up pipe returns as soon
+        as the peer sends or the association has something to send.
+        """
+        raw, wake = self.socket, self._wake
+        if raw is None or wake is None or not self._is_connected:
+            return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
+        if isinstance(raw, ssl.SSLSocket) and raw.pending():
+            return True
+        try:
+            fd = raw.fileno()
+            readable, _, _ = select.select([fd, wake[0]], [], [], SOCKET_WAIT)
+        except (OSError, ValueError):  # closed meanwhile: pynetdicom's own check says so
+            return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
+        if wake[0] in readable:
+            with self._wake_lock, contextlib.suppress(OSError):
+                if self._wake is wake:
+                    os.read(wake[0], 4096)
+        return fd in readable
+
+    def close(self) -> None:
+        super().close()
+        self.close_wake()
+
+    def close_wake(self) -> None:
+        """Close the wake-up pipe (idempotent; never used again once closed)."""
+        with self._wake_lock:
+            wake, self._wake = self._wake, None
+        for fd in wake or ():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def recv(self, nr_bytes: int) -> bytearray:
         if self.tripped:
@@ -319,6 +383,9 @@ class AssociationServer(ThreadedAssociationServer):
             assoc = getattr(handler, "assoc", None)
             if assoc is not None:
                 self._watch(assoc, request, accepted)
+                sock = assoc.dul.socket
+                if isinstance(sock, GuardedSocket):
+                    sock.close_wake()
         finally:
             self._release(peer_host(client_address))
 
