@@ -16,6 +16,11 @@ Hostile peers are bounded before they cost memory, disk or association slots:
 - At start the spool's ``tmp`` folder is emptied (no association runs yet), and with
   ``sweep_incoming`` so is ``incoming``: for a handler that moves every file it acknowledges
   (the node's), what is left there was never acknowledged, and the sender sends it again.
+
+Ten associations at once share one process and its GIL, so the transport also spares them
+pynetdicom's busy loops: a PDU's body is read in one ``recv_into``, the DUL and the
+association's reactor wait (``select``, queue) instead of polling every millisecond, and
+P-DATA PDUs skip the log handlers that took the AE-wide lock.
 """
 
 from __future__ import annotations
