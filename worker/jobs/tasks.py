@@ -11,6 +11,7 @@ the hard time limit), which would otherwise be delivered again for ever.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -114,7 +115,7 @@ class _ScoreTask(Task):
 
 @shared_task(name="rascore.score", bind=True, max_retries=None, base=_ScoreTask)
 def score(self: Task, job_id: int) -> str:
-    """Score one instance; on success, build its results."""
+    """Score one instance; on success, build its results here (:func:`_build_here`)."""
     url = settings().effective_database_url
     cap = settings().max_job_attempts
     try:
@@ -130,8 +131,29 @@ def score(self: Task, job_id: int) -> str:
     except SoftTimeLimitExceeded:
         return give_up(job_id, too_large(settings().task_soft_time_limit_s))
     if outcome.status == "done":  # (a job done elsewhere is built there, or by the sweeper)
-        enqueue_build(job_id, url)
+        _build_here(job_id, worker_name(self.request.hostname))
     return outcome.status
+
+
+def _send_now(url: str) -> Callable[[list[int]], None]:
+    def send_now(delivery_ids: list[int]) -> None:
+        for delivery_id in delivery_ids:
+            enqueue_send(url, delivery_id, 0)
+
+    return send_now
+
+
+def _build_here(job_id: int, worker: str) -> None:
+    """Build a job's results in the task that scored it. Through the queue, a build waits
+    behind every image that arrived meanwhile, and an SR is late by as many scorings; here
+    it follows at once. Anything that stops it hands the build to its own task (or, the
+    broker away, to the sweeper), which tries again with the build's own attempt count."""
+    url = settings().effective_database_url
+    try:
+        build_results(settings(), job_id, _send_now(url), worker)
+    except (Transient, OperationalError, SoftTimeLimitExceeded) as exc:
+        log.warning("build left to its own task", extra={"job_id": job_id, "error": str(exc)})
+        enqueue_build(job_id, url)
 
 
 @shared_task(name="rascore.build", bind=True, max_retries=None)
@@ -139,13 +161,8 @@ def build(self: Task, job_id: int) -> str:
     """Make the SR, SC and GSPS of a scored job; each one's deliveries go as soon as it is made.
     Given up on, a build is found unbuilt by the sweeper and queued again later."""
     url = settings().effective_database_url
-
-    def send_now(delivery_ids: list[int]) -> None:
-        for delivery_id in delivery_ids:
-            enqueue_send(url, delivery_id, 0)
-
     try:
-        build_results(settings(), job_id, send_now, worker_name(self.request.hostname))
+        build_results(settings(), job_id, _send_now(url), worker_name(self.request.hostname))
     except (Transient, OperationalError) as exc:
         return _retry_or_defer(self, {"job_id": job_id}, exc)
     return "built"
