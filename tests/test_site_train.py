@@ -169,3 +169,32 @@ def test_from_a_folder_that_is_no_model_fails_in_one_line(site: Path, tmp_path: 
     assert not (tmp_path / "m").exists()
     code, _, stderr = run("train", "--from", str(junk), "--out", str(tmp_path / "m"))
     assert code == 2 and "--site" in stderr
+
+
+def test_activated_site_model_is_validated_on_patients_it_did_not_learn_from(
+    site: Path,
+    trained: tuple[dict[str, Any], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's last two steps: ``model activate`` takes the bundle folder (installing
+    it), and ``validate`` then scores with the active model and leaves out the patients its
+    card says it was trained or tuned on."""
+    summary, out = trained
+    monkeypatch.setenv("RASCORE_HOME", str(tmp_path / "home"))
+    code, stdout, stderr = run("model", "activate", str(out), "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["version"] == summary["version"]
+    card = json.loads((out / "card.json").read_text())
+    learnt = set(card["split"]["train"]) | set(card["split"]["validation"])
+    tested = [i for i in open_site(site).images if i.patient not in learnt]
+    for model in ([], ["--model", summary["version"]]):
+        args = ("validate", "--site", str(site), "--draws", "0", "--json", *model)
+        code, stdout, stderr = run(*args)
+        assert code == 0, stderr
+        figures = json.loads(stdout)
+        assert figures["model"]["version"] == summary["version"]
+        assert figures["site"]["left_out_patients"] == len(learnt)
+        assert figures["site"]["images"] == len(tested)
+    code, _, stderr = run("validate", "--site", str(site), "--model", "9.9.9+000000000000")
+    assert code == 2 and "9.9.9" in stderr

@@ -262,4 +262,7 @@ def _train_site(
             raise fail(str(exc).splitlines()[0]) from None
     if json_output:
         print(json.dumps(summary(card, out), indent=1))
-    err.print(f"site model {card['version']} in {out}: not for diagnostic use; rascore validate it")
+    err.print(
+        f"site model {card['version']} in {out}: not for diagnostic use before `rascore "
+        "validate` on patients it has not seen"
+    )

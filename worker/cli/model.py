@@ -96,11 +96,21 @@ def model_install(
 
 
 @model_app.command("activate")
-def model_activate(version: str, as_json: AsJson = False) -> None:
+def model_activate(
+    version: Annotated[
+        str, typer.Argument(help="An installed version, or a bundle folder (installed first).")
+    ],
+    as_json: AsJson = False,
+) -> None:
     """Score new images with this version (a running node follows within seconds)."""
-    from worker.models_home import ModelRefused, activate, active_model_version
+    from worker.models_home import ModelRefused, activate, active_model_version, install
 
     settings = Settings()
+    if Path(version).is_dir():  # a bundle just made by rascore train: install it first
+        try:
+            version = install(settings.home, Path(version))[0].version
+        except ModelRefused as exc:
+            raise fail(str(exc)) from None
     try:
         previous = active_model_version(settings)
     except ModelRefused:

@@ -47,9 +47,32 @@ def _summary(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _model_dir(model: str | None) -> Path | None:
+    """The directory of ``--model``: a folder as given, else an installed version; without
+    it, the model the node scores with (the active one)."""
+    from worker.models_home import ModelRefused, active_model_dir, model_dir_for
+    from worker.settings import Settings
+
+    settings = Settings()
+    try:
+        if model is None:
+            return active_model_dir(settings)
+        if Path(model).is_dir():
+            return Path(model)
+        return model_dir_for(settings.home, model)
+    except ModelRefused as exc:
+        raise fail(str(exc)) from None
+
+
 def validate(
     site: Annotated[Path, typer.Option(help="A site data folder (rascore site import).")],
-    model: Annotated[Path | None, typer.Option(help="Model directory (default: built in).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model version installed in RASCORE_HOME, or a model directory "
+            "(default: the active model)."
+        ),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write a self-contained HTML report to this file.")
     ] = None,
@@ -69,7 +92,7 @@ def validate(
         folder = open_site(site)
     except SiteFolderError as exc:
         raise fail(str(exc)) from None
-    scorer = load_scorer(model)
+    scorer = load_scorer(_model_dir(model))
     with Progress(console=err, transient=True) as progress:
         advance = bar_factory(progress)("scoring the site's images", len(folder.images))
         try:

@@ -289,7 +289,13 @@ def _header(figures: dict[str, Any]) -> str:
         f"<dt>Date</dt><dd>{html.escape(figures['date'])}</dd>"
         f"<dt>Images</dt><dd>{site['images']} from {site['patients']} patients "
         f"(model: {status})</dd>"
-        f"<dt>Readers</dt><dd>{readers}</dd>"
+        + (
+            f"<dt>Left out</dt><dd>{site['left_out_patients']} patients: "
+            f"{html.escape(site['left_out_why'])}</dd>"
+            if site.get("left_out_patients")
+            else ""
+        )
+        + f"<dt>Readers</dt><dd>{readers}</dd>"
         f"<dt>Seconds per image</dt><dd>{_fmt(seconds)}</dd>"
         "</dl>"
     )

@@ -15,6 +15,7 @@ module says nothing about whether they are good enough.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
@@ -207,6 +208,34 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+LEFT_OUT_WHY = "the model was trained or tuned on them (its card's split)"
+
+
+def held_out(site: SiteFolder, card: Mapping[str, Any]) -> tuple[SiteFolder, list[str]]:
+    """The site without the patients the model learnt from, and those patients.
+
+    A model made by ``rascore train --site`` names its training and validation patients in its
+    card; validating it on them would report how well it remembers them. Its test patients,
+    and every patient of a site it never saw, stay."""
+    split = card.get("split") or {}
+    seen = set(split.get("train", [])) | set(split.get("validation", []))
+    left_out = [patient for patient in site.patients() if patient in seen]
+    if not left_out:
+        return site, []
+    kept = dataclasses.replace(
+        site,
+        images=tuple(i for i in site.images if i.patient not in seen),
+        labels=tuple(label for label in site.labels if label.patient not in seen),
+        extra=tuple(e for e in site.extra if e.patient not in seen),
+    )
+    if not kept.images:
+        raise ValueError(
+            f"the model was trained or tuned on all {len(left_out)} patients of this site: "
+            "validate it on patients it has not seen"
+        )
+    return kept, left_out
+
+
 def validate_site(
     scorer: Scorer,
     site: SiteFolder,
@@ -215,6 +244,7 @@ def validate_site(
     advance: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Every figure of ``rascore validate --json``: header, abstention, comparisons."""
+    site, left_out = held_out(site, scorer.bundle.card)
     readers = reader_grades(site)
     if not readers:
         raise ValueError("the site folder has no labels")
@@ -234,6 +264,8 @@ def validate_site(
                 for name, grades in readers.items()
             },
             "image_status": dict(sorted(reads.status.items())),
+            "left_out_patients": len(left_out),
+            "left_out_why": LEFT_OUT_WHY if left_out else "",
         },
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "bootstrap": {"draws": draws, "seed": seed, "over": "images"},
