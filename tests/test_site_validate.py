@@ -262,3 +262,33 @@ def test_a_dicom_file_is_read_as_the_node_reads_it_and_a_broken_one_is_counted(
     assert not any(k[0] == broken for k in reads.grades)
     assert sum(1 for k, why in reads.ungraded.items() if k[0] == broken) == 10
     assert {why for k, why in reads.ungraded.items() if k[0] == broken} == {"image unreadable"}
+
+
+def test_report_reads_in_headless_chromium(validated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The report as a reader opens it, offline: every plot decodes, the tables and the notice
+    are there. (docs/validation-report.png was taken the same way.)"""
+    from servers import require
+
+    chromium = require("/usr/bin/chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    _, html, _ = validated
+    page_file = tmp_path / "report.html"
+    page_file.write_text(html)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(page_file.as_uri())
+        assert "not for diagnostic use" in page.locator(".notice").inner_text()
+        assert page.locator("table").count() >= 4
+        images = page.locator("img")
+        assert images.count() >= 4
+        page.wait_for_function("[...document.images].every(i => i.complete)")
+        widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+        assert all(w > 100 for w in widths), widths
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "report.png").stat().st_size > 50_000
