@@ -13,6 +13,7 @@ bone ends. A :class:`~.hand.Pose` then mirrors, turns and moves the hand into th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -107,9 +108,15 @@ def build_hand(
     anatomy: PatientAnatomy,
     scores: dict[str, JointScore],
     severity: float,
+    lesion_rngs: Callable[[str], np.random.Generator] | None = None,
 ) -> Hand:
-    """One hand, in the hand frame, with the disease of ``scores`` drawn into it."""
+    """One hand, in the hand frame, with the disease of ``scores`` drawn into it.
+
+    ``lesion_rngs`` (joint name → generator) draws each scored joint's lesions apart from the
+    bones, so that a follow-up visit with other scores keeps the same bones; without it every
+    draw comes from ``rng`` in one order, as a single phantom always has."""
     builder = _HandBuilder(rng, side, anatomy, scores, severity)
+    builder.lesion_rngs = lesion_rngs
     for ray in (1, 2, 3, 4, 5):
         builder.add_ray(ray)
     return builder.finish()
@@ -153,6 +160,8 @@ class _HandBuilder:
         self.blobs: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = []
         self.hand_spread = rng.uniform(0.6, 1.3)
         self.swell_p = 1 / (1 + math.exp(-(severity - 0.5) * 1.5)) * 0.5
+        self.lesion_rngs: Callable[[str], np.random.Generator] | None = None
+        self.lrng = rng  #: the current joint's lesion draws (``rng`` unless lesion_rngs)
 
     def widths(self, kind: str, ray: int) -> tuple[float, float, float]:
         f = _RAY_WIDTH[ray] * self.ws * self.rng.normal(1.0, 0.025)
@@ -213,6 +222,7 @@ class _HandBuilder:
         w_next = self.widths(kinds[k], ray)
         normal_gap = _GAP[kind_name] * sc * self.anatomy.gap_scale
         rho = _HEAD_RADIUS[kind_name] * bone.widths[2]
+        self.lrng = rng if self.lesion_rngs is None or jname is None else self.lesion_rngs(jname)
         plan = self._plan(jname, jtype, normal_gap, w_next[0])
         fused = plan.fused
         head = End("convex", radius=rho, plate=not fused, fade=not fused)
@@ -263,7 +273,7 @@ class _HandBuilder:
         self, jname: str | None, jtype: str, normal_gap: float, base_width: float
     ) -> JointPlan:
         """The joint's plan: its scores' lesions and confounders, or a healthy joint if unscored."""
-        rng = self.rng
+        rng = self.lrng
         if jname is None:
             return JointPlan(gap=normal_gap * rng.uniform(0.9, 1.1), form="normal")
         score = self.scores[jname]
@@ -279,9 +289,9 @@ class _HandBuilder:
         self, end: End, score: int, width: float, at_head: bool, length: float
     ) -> tuple[End, tuple[Defect, ...], float]:
         """A bone end with the erosions of its surface score, collapsed where the score is 5."""
-        defects, collapse = surface_defects(self.rng, score, width, at_head, length, end)
+        defects, collapse = surface_defects(self.lrng, score, width, at_head, length, end)
         if collapse:
-            phases = tuple(float(x) for x in self.rng.uniform(0, 2 * math.pi, 4))
+            phases = tuple(float(x) for x in self.lrng.uniform(0, 2 * math.pi, 4))
             end = replace(end, collapse=collapse, plate=False, phases=phases)
         return end, defects, collapse
 

@@ -15,8 +15,9 @@ rest lean towards real. ``PhantomConfig(realism=0.0)`` gives 1.0's pixels exactl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -34,7 +35,7 @@ from .acquisition import (
     tone_curve,
 )
 from .anatomy import PatientAnatomy, build_hand
-from .disease import Distribution, sample_scores
+from .disease import Distribution, JointScore, sample_scores
 from .hand import Hand, JointGeometry, Pose
 from .model import (
     Acquisition,
@@ -45,6 +46,7 @@ from .model import (
     PhantomImage,
     Photometric,
     Side,
+    Visit,
     joint_type,
 )
 from .render import Canvas, TissueStyle, trabecular_texture
@@ -123,10 +125,38 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
     config = config or PhantomConfig()
     patient_index, sides = study_layout(index, config.hands)
     patient, hands = _patient_hands(seed, patient_index, sides, config)
-    style = TissueStyle.sample(np.random.default_rng([seed, patient_index, 5]), config.realism)
-    look_rng = np.random.default_rng([seed, index, 7])
+    streams = ImageStreams(
+        style=np.random.default_rng([seed, patient_index, 5]),
+        look=np.random.default_rng([seed, index, 7]),
+        image=np.random.default_rng([seed, index, 99]),
+    )
+    return draw_image(index, config, patient, hands, streams)
+
+
+@dataclass(frozen=True)
+class ImageStreams:
+    """The random streams of one image beyond its patient: the tissues' look (per patient, or
+    per visit), the rendering's look, and pose, field and exposure."""
+
+    style: np.random.Generator
+    look: np.random.Generator
+    image: np.random.Generator
+
+
+def draw_image(
+    index: int,
+    config: PhantomConfig,
+    patient: Patient,
+    hands: list[Hand],
+    streams: ImageStreams,
+    visit: Visit | None = None,
+) -> PhantomImage:
+    """Pose ``hands`` in a field, expose and encode them: image ``index`` of the set."""
+    sides = tuple(hand.side for hand in hands)
+    style = TissueStyle.sample(streams.style, config.realism)
+    look_rng = streams.look
     look = Look.sample(look_rng, config.realism)
-    rng = np.random.default_rng([seed, index, 99])
+    rng = streams.image
     poses, width, height = _fit_field(hands, rng)
     spacing = _choose_spacing(rng, width, height)
     columns = int(np.clip(round(width / spacing), MIN_SIDE, MAX_SIDE))
@@ -166,10 +196,11 @@ def generate_image(seed: int, index: int, config: PhantomConfig | None = None) -
         pixels=pixels,
         acquisition=acquisition,
         patient=patient,
-        study_index=patient_index,
+        study_index=patient.index,
         image_index=index,
-        hands=tuple(sides),
+        hands=sides,
         joints=joints,
+        visit=visit,
     )
 
 
@@ -215,15 +246,37 @@ def _patient_hands(
 ) -> tuple[Patient, list[Hand]]:
     """The patient and the hands shown: one patient's anatomy and scores give both hands of
     every image of their study, each hand from a generator of its own."""
+    patient, anatomy, scores = patient_disease(seed, patient_index, config)
+    return patient, patient_hands(seed, patient, anatomy, scores, sides)
+
+
+def patient_disease(
+    seed: int, patient_index: int, config: PhantomConfig
+) -> tuple[Patient, PatientAnatomy, list[JointScore]]:
+    """The patient, their proportions and their joints' scores (at the first visit)."""
     patient, prng = _patient(seed, patient_index)
     anatomy = PatientAnatomy.sample(prng, patient.sex)
     scores = sample_scores(prng, patient.severity, ("R", "L"), config.distribution)
+    return patient, anatomy, scores
+
+
+def patient_hands(
+    seed: int,
+    patient: Patient,
+    anatomy: PatientAnatomy,
+    scores: list[JointScore],
+    sides: tuple[Side, ...],
+    lesion_rngs: Callable[[Side, str], np.random.Generator] | None = None,
+) -> list[Hand]:
+    """The hands of ``sides`` with ``scores`` drawn in; ``lesion_rngs`` as in
+    :func:`~.anatomy.build_hand`, per side."""
     hands: list[Hand] = []
     for side in sides:
-        hrng = np.random.default_rng([seed, patient_index, 1 if side == "R" else 2])
+        hrng = np.random.default_rng([seed, patient.index, 1 if side == "R" else 2])
         by_name = {s.name: s for s in scores if s.side == side}
-        hands.append(build_hand(hrng, side, anatomy, by_name, patient.severity))
-    return patient, hands
+        per_joint = None if lesion_rngs is None else partial(lesion_rngs, side)
+        hands.append(build_hand(hrng, side, anatomy, by_name, patient.severity, per_joint))
+    return hands
 
 
 def _add_soft_tissue(

@@ -76,6 +76,15 @@ class Patient:
     severity: float  #: latent patient-level severity, standard normal
 
 
+@dataclass(frozen=True)
+class Visit:
+    """Which of a patient's follow-up visits an image belongs to (:mod:`.visits`)."""
+
+    number: int  #: 1 for the first visit
+    of: int  #: the patient's visits in the set
+    days: int  #: days since the first visit (0 for the first)
+
+
 @dataclass
 class PhantomImage:
     """One generated radiograph: stored pixel values, acquisition and ground truth."""
@@ -87,6 +96,7 @@ class PhantomImage:
     image_index: int  #: index of the image within the set
     hands: tuple[Side, ...]  #: patient sides shown, left to right as the hands are listed
     joints: list[JointTruth]
+    visit: Visit | None = None  #: set for a follow-up set (``rascore phantom --visits``)
 
     @property
     def laterality(self) -> Literal["L", "R", "B"]:

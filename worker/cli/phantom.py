@@ -12,11 +12,13 @@ import numpy as np
 import typer
 from rich.progress import Progress
 
-from scoring.phantom import PhantomConfig, generate_image
+from scoring.phantom import PhantomConfig, generate_image, study_layout
 from scoring.phantom.gallery import annotated, contact_sheet
 from worker.cli.common import err, fail
 
 GALLERY_TILES = 12
+MAX_VISITS = 20
+MAX_YEARS_APART = 20.0
 
 
 def _phantom_job(args: tuple[int, int, PhantomConfig, str, bool]) -> tuple[dict[str, Any], Any]:
@@ -79,13 +81,30 @@ def phantom(
             "training.csv in the RA2-DREAM columns, for `rascore site import`).",
         ),
     ] = "dicom",
+    visits: Annotated[
+        int,
+        typer.Option(
+            help="Visits per patient: 2 or more draws the same patients again years apart, "
+            "damage never less, into DIR/visit-1/, DIR/visit-2/ … with DIR/visits.json."
+        ),
+    ] = 1,
+    years_apart: Annotated[
+        float, typer.Option(help="Years between visits (each jittered by up to three weeks).")
+    ] = 2.0,
 ) -> None:
     """Generate synthetic hand radiographs (DICOM) with exact per-joint labels in truth.json
-    (``--format ra2dream``: one JPEG per hand and an RA2-DREAM label table instead)."""
+    (``--format ra2dream``: one JPEG per hand and an RA2-DREAM label table instead;
+    ``--visits``: the same patients followed up, a folder and truth.json per visit)."""
     if count < 1:
         raise fail("--count must be at least 1")
     if fmt not in ("dicom", "ra2dream"):
         raise fail("--format must be 'dicom' or 'ra2dream'")
+    if not 1 <= visits <= MAX_VISITS:
+        raise fail(f"--visits must be between 1 and {MAX_VISITS}")
+    if not 0 < years_apart <= MAX_YEARS_APART:
+        raise fail(f"--years-apart must be above 0 and at most {MAX_YEARS_APART}")
+    if visits > 1 and fmt != "dicom":
+        raise fail("--visits works with --format dicom only")
     if fmt == "ra2dream" and hands not in (None, 1):
         raise fail("--format ra2dream has one hand per image: --hands 1")
     if hands is None:
@@ -96,6 +115,9 @@ def phantom(
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "ra2dream":
         _ra2dream(out, count, seed, config, jobs)
+        return
+    if visits > 1:
+        _visits(out, (count, seed, visits, years_apart), config, jobs, gallery)
         return
 
     from worker.lab.phantom_export import generator_record
@@ -117,6 +139,44 @@ def phantom(
         err.print(f"gallery: {gallery}")
     joints = sum(len(r["joints"]) for r in records)
     err.print(f"{count} images, {joints} joints, truth in {out / 'truth.json'}")
+
+
+def _visits(
+    out: Path,
+    plan: tuple[int, int, int, float],
+    config: PhantomConfig,
+    jobs: int,
+    gallery: Path | None,
+) -> None:
+    """A follow-up set: ``plan`` is (count, seed, visits, years apart); the gallery shows the
+    first patients' visits side by side."""
+    from worker.lab.phantom_export import write_visit_image, write_visit_truth
+    from worker.lab.pool import map_in_processes
+
+    count, seed, visits, years = plan
+    tasks = [
+        (seed, index, number, visits, years, config, str(out))
+        for index in range(count)
+        for number in range(1, visits + 1)
+    ]
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("phantoms", total=len(tasks))
+        records = map_in_processes(write_visit_image, tasks, jobs, lambda: progress.advance(bar))
+    timeline = write_visit_truth(out, seed, count, visits, years, config, records)
+    if gallery is not None:
+        from scoring.phantom.visits import course, generate_visit_image
+
+        tiles = []
+        for seed_, index, number, _, _, _, _ in tasks[:GALLERY_TILES]:
+            patient = course(seed_, study_layout(index, config.hands)[0], visits, years, config)
+            tiles.append(
+                annotated(generate_visit_image(seed_, index, number, patient, config), 560)
+            )
+        gallery.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(gallery), contact_sheet(tiles))
+        err.print(f"gallery: {gallery}")
+    patients = len(timeline["patients"])
+    err.print(f"{patients} patients, {visits} visits, {len(tasks)} images, timeline in {out}")
 
 
 def _ra2dream(out: Path, count: int, seed: int, config: PhantomConfig, jobs: int) -> None:
