@@ -161,13 +161,22 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
 class Orthanc:
     """Debian's Orthanc as the PACS: accepts C-STORE from anyone, answers REST on loopback."""
 
-    def __init__(self, directory: Path, aet: str = "ORTHANC") -> None:
+    def __init__(
+        self, directory: Path, aet: str = "ORTHANC", modalities: dict[str, str] | None = None
+    ) -> None:
         self.binary = require("Orthanc", "orthanc")
         self.directory = directory
         self.aet = aet
+        #: peers it answers C-FIND from and C-MOVEs to: name -> ``AET@host:port``
+        self.modalities = dict(modalities or {})
         self.dicom_port = free_port()
         self.http_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -192,6 +201,10 @@ class Orthanc:
                     "AuthenticationEnabled": False,
                     "DicomCheckCalledAet": False,
                     "DicomAlwaysAllowStore": True,
+                    "DicomModalities": {
+                        name: [peer.split("@")[0], *_host_port(peer.split("@")[1])]
+                        for name, peer in self.modalities.items()
+                    },
                     "Plugins": [],
                     "HttpsCACertificates": "",
                 }

@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     #: unset) and must name the host; ``tls_cert``/``tls_key``, when set, go as the client's.
     tls_destinations: str = ""
 
+    # -- prior studies --------------------------------------------------------------------
+    #: ``AET@host:port`` of the PACS asked (C-FIND) for a new study's priors and moving them
+    #: (C-MOVE) to ``ae_title``, which that PACS must know; empty: no priors are fetched
+    qr_peer: str = ""
+    #: how many years before a new study its priors are looked for
+    priors_years: int = Field(default=10, ge=0, le=100)
+    #: after a failed query or retrieval, the next try waits at least this long
+    priors_retry_s: float = Field(default=300.0, ge=0)
+
     # -- dashboard ------------------------------------------------------------------------
     #: a dashboard session ends after this long without a request ...
     dashboard_idle_minutes: float = Field(default=30.0, gt=0)
