@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     #: an unfinished job published this long ago whose message the broker no longer holds
     #: (lost by Redis, or held by a dead worker) is published again
     reconcile_after_s: float = Field(default=60.0, gt=0)
+    #: a study is assembled (both hands, one study SR) once no new image of it has arrived
+    #: for this long and all its images are scored, failed or skipped
+    study_quiet_s: float = Field(default=60.0, ge=0)
     #: seconds a Redis connection or command may take before it fails (a publish gives up)
     broker_timeout_s: float = Field(default=1.0, gt=0)
 

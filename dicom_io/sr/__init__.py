@@ -43,13 +43,17 @@ are written as DS only.
 The package: ``build`` (:func:`build_sr`, and :func:`~dicom_io.sr.build.build_sr_reference`,
 the same report with every content item through highdicom, 4-10 times slower, kept as what the
 fast one is tested equal to), ``fast`` (the Imaging Measurements container as plain pydicom),
-``read`` (:func:`read_sr`) and ``template`` (what both agree on). It imports highdicom,
-pydicom and ``dicom_io.results``, ``dicom_io.codes`` and ``dicom_io.source_header``; never
-``scoring`` or ``worker``.
+``read`` (:func:`read_sr`) and ``template`` (what both agree on); ``study`` and
+``study_read`` (:func:`build_study_sr`, :func:`read_study_sr`: the study SR, both hands of a
+study and its progression, with ``study_template``). It imports highdicom, pydicom and
+``dicom_io.results`` (and ``study_results``), ``dicom_io.codes`` and
+``dicom_io.source_header``; never ``scoring`` or ``worker``.
 """
 
 from dicom_io.sr.build import build_sr
 from dicom_io.sr.read import read_sr
+from dicom_io.sr.study import build_study_sr
+from dicom_io.sr.study_read import read_study_sr
 from dicom_io.sr.template import NO_JOINTS_TEXT, SERIES_DESCRIPTION, SRFormatError
 
 __all__ = [
@@ -57,5 +61,7 @@ __all__ = [
     "SERIES_DESCRIPTION",
     "SRFormatError",
     "build_sr",
+    "build_study_sr",
     "read_sr",
+    "read_study_sr",
 ]

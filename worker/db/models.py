@@ -84,8 +84,47 @@ class Study(Base):
     accession_number: Mapped[str] = mapped_column(String(16), default="", index=True)
     study_date: Mapped[dt.date | None] = mapped_column(index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: the issuer within which ``patient_id`` names one patient ("" when the sender gave none)
+    issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    #: when the receiver last filed a new image of the study (None: before revision 0006);
+    #: the study is assembled once this is ``RASCORE_STUDY_QUIET_S`` old
+    last_image_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    #: the ``last_image_at`` the current report covers; the study is due for assembly while
+    #: the two differ (a late image re-opens it; None: never assembled, or re-opened)
+    assembled_through: Mapped[dt.datetime | None] = mapped_column()
+    assembled_at: Mapped[dt.datetime | None] = mapped_column()
+    #: version of the latest study report (0: none yet)
+    report_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     instances: Mapped[list[Instance]] = relationship(back_populates="study")
+    reports: Mapped[list[StudyReport]] = relationship(
+        back_populates="study", order_by="StudyReport.version"
+    )
+
+
+class StudyReport(Base):
+    """One version of a study's report: both hands of a visit, and its progression.
+
+    ``content`` is what the study SR says (worker.jobs.study builds both from it): per hand
+    per joint the chosen grades and the image they come from, the totals and how many joints
+    they cover, and the comparison with the patient's earlier studies."""
+
+    __tablename__ = "study_reports"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    series_instance_uid: Mapped[str] = mapped_column(UID)
+    store_key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: the version this one replaces (its SR is the Predecessor Document of this one's)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("study_reports.id"))
+    content: Mapped[dict[str, Any]] = mapped_column()
+
+    study: Mapped[Study] = relationship(back_populates="reports")
 
 
 class Instance(Base):
@@ -247,14 +286,17 @@ class ResultObject(Base):
     __table_args__ = (UniqueConstraint("job_id", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(8))  #: sr | sc | gsps
+    #: the job of a per-image object; None for a study SR (``study_report_id``)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    study_report_id: Mapped[int | None] = mapped_column(ForeignKey("study_reports.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  #: sr | sc | gsps | study
     sop_class_uid: Mapped[str] = mapped_column(UID)
     sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
     store_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    job: Mapped[Job] = relationship(back_populates="results")
+    job: Mapped[Job | None] = relationship(back_populates="results")
+    study_report: Mapped[StudyReport | None] = relationship()
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="result")
 
 
@@ -312,6 +354,8 @@ class AuditEventType(enum.StrEnum):
     QUERIED = "queried"
     #: a study's Patient ID or Name changed (a merge in the PACS); detail holds old and new
     PATIENT_CHANGED = "patient_changed"
+    #: a study's report (version n) was made from its scored images; detail says which
+    STUDY_ASSEMBLED = "study_assembled"
 
 
 class TokenRole(enum.StrEnum):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from dicom_io.net import Destination, client_tls_context, send_files
 from worker import metrics
@@ -44,30 +46,53 @@ def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) ->
                 results = session.scalars(
                     select(ResultObject).where(ResultObject.job_id == job_id)
                 ).all()
-                due = []
-                for result in results:
-                    known = {d.destination: d for d in result.deliveries}
-                    for dest in destinations:
-                        delivery = known.get(dest)
-                        if delivery is None:
-                            delivery = Delivery(
-                                result_id=result.id,
-                                destination=dest,
-                                status=DeliveryStatus.PENDING,
-                                next_attempt_at=utcnow(),
-                            )
-                            session.add(delivery)
-                            session.flush()
-                        if (
-                            delivery.status == DeliveryStatus.PENDING
-                            and delivery.attempts == 0
-                            and delivery.enqueued_at is None
-                        ):
-                            due.append(delivery.id)
+                due = deliveries_for(session, results, destinations)
                 if complete:
                     job = session.get_one(Job, job_id)
                     job.built_at = job.built_at or utcnow()
                 return due
+        except IntegrityError:
+            continue  # another run made the same rows: read them again
+        except OperationalError as exc:
+            raise Transient(f"database: {exc.orig}") from exc
+    return []
+
+
+def deliveries_for(
+    session: Session, results: Sequence[ResultObject], destinations: Sequence[str]
+) -> list[int]:
+    """Make the missing deliveries of ``results``; the ids of those due now and not yet on
+    the broker."""
+    due = []
+    for result in results:
+        known = {d.destination: d for d in result.deliveries}
+        for dest in destinations:
+            delivery = known.get(dest)
+            if delivery is None:
+                delivery = Delivery(
+                    result_id=result.id,
+                    destination=dest,
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=utcnow(),
+                )
+                session.add(delivery)
+                session.flush()
+            if (
+                delivery.status == DeliveryStatus.PENDING
+                and delivery.attempts == 0
+                and delivery.enqueued_at is None
+            ):
+                due.append(delivery.id)
+    return due
+
+
+def ensure_object_deliveries(settings: Settings, result_id: int) -> list[int]:
+    """:func:`ensure_deliveries` for one result object (a study SR, which has no job)."""
+    for _ in range(3):
+        try:
+            with session_scope(settings.effective_database_url) as session:
+                result = session.get_one(ResultObject, result_id)
+                return deliveries_for(session, [result], settings.destination_list)
         except IntegrityError:
             continue  # another run made the same rows: read them again
         except OperationalError as exc:
@@ -106,7 +131,8 @@ def send_delivery(settings: Settings, delivery_id: int, attempt: int) -> Outcome
             delivery = session.get_one(Delivery, delivery_id)
             path = store.path(delivery.result.store_key)
             destination = delivery.destination
-            instance_id = delivery.result.job.instance_id
+            job = delivery.result.job  # None for a study SR
+            instance_id = job.instance_id if job is not None else None
             kind = delivery.result.kind
     except OperationalError as exc:
         raise Transient(f"database: {exc.orig}") from exc
@@ -143,7 +169,7 @@ def _record_send(
     delivery_id: int,
     kind: str,
     destination: str,
-    instance_id: int,
+    instance_id: int | None,
     ok: bool,
     code: str,
     why: str,

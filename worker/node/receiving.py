@@ -266,7 +266,10 @@ class Receiver:
             )
         )
         if instance is not None:
+            if study.last_image_at is None:  # filed before studies were assembled
+                study.last_image_at = utcnow()
             return instance, True
+        study.last_image_at = utcnow()  # re-opens the study (worker.jobs.study)
         instance = Instance(
             study=study,
             series_instance_uid=_text(header, "SeriesInstanceUID", 64),
@@ -372,6 +375,7 @@ class Receiver:
                 patient_name=patient_name,
                 accession_number=_text(header, "AccessionNumber", 16),
                 study_date=_study_date(header),
+                issuer_of_patient_id=_text(header, "IssuerOfPatientID", 64),
             )
             session.add(study)
             session.flush()

@@ -29,6 +29,7 @@ from worker.jobs.queueing import (
     enqueue_send,
     held_score_jobs,
 )
+from worker.jobs.study import assemble_due
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,17 @@ class Swept:
     jobs: int = 0
     builds: int = 0
     sends: int = 0
+    studies: int = 0  #: study reports made (worker.jobs.study)
 
 
-def sweep(database_url: str, *, everything: bool = False, now: dt.datetime | None = None) -> Swept:
+def sweep(
+    database_url: str,
+    *,
+    everything: bool = False,
+    now: dt.datetime | None = None,
+    settings: Settings | None = None,
+) -> Swept:
+    """With ``settings``, the studies due are assembled too (:func:`assemble_due`)."""
     now = now or utcnow()
     stale = now - dt.timedelta(seconds=STALE_JOB_S)
     with session_scope(database_url) as session:
@@ -91,10 +100,26 @@ def sweep(database_url: str, *, everything: bool = False, now: dt.datetime | Non
         jobs=sum(enqueue_score(database_url, i) for i in job_ids),
         builds=sum(enqueue_build(i, database_url) for i in build_ids),
         sends=sum(enqueue_send(database_url, i, attempts) for i, attempts in sends),
+        studies=_assemble(database_url, settings, now),
     )
     if done != Swept():
-        log.info("swept", extra={"jobs": done.jobs, "builds": done.builds, "sends": done.sends})
+        log.info(
+            "swept",
+            extra={
+                "jobs": done.jobs,
+                "builds": done.builds,
+                "sends": done.sends,
+                "studies": done.studies,
+            },
+        )
     return done
+
+
+def _assemble(database_url: str, settings: Settings | None, now: dt.datetime) -> int:
+    """The studies due assembled, their SRs' deliveries queued at once."""
+    if settings is None:
+        return 0
+    return assemble_due(settings, now, lambda ids: [enqueue_send(database_url, i, 0) for i in ids])
 
 
 def reconcile(
