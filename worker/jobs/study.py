@@ -13,7 +13,9 @@ A late image re-opens the study (the receiver sets ``last_image_at``): its next 
 version n+1, whose SR names version n's as Predecessor Document. A report of an earlier
 study re-opens the patient's later studies, so their comparison takes it in.
 
-The sweeper (:mod:`worker.node.sweeper`) calls :func:`assemble_due` once a sweep. The
+Before a study is assembled its priors are asked of the PACS (:func:`worker.jobs.priors.
+request_priors`); while they are being fetched the study waits. The sweeper
+(:mod:`worker.node.sweeper`) calls :func:`assemble_due` once a sweep. The
 assembly is idempotent: the SR's UIDs derive from the study, the version and the model, and
 a report is recorded only if the study did not change meanwhile (else the next sweep tries
 again).
@@ -50,6 +52,7 @@ from worker.db.models import (
     utcnow,
 )
 from worker.jobs.outbox import ensure_object_deliveries
+from worker.jobs.priors import request_priors
 from worker.jobs.progression import TimePoint, comparisons
 from worker.jobs.study_content import ScoredImage, content, hands, time_point
 from worker.models_home import active_model_version
@@ -106,9 +109,11 @@ def assemble_due(
         study_ids = due_studies(session, now, settings.study_quiet_s)
     made = 0
     for study_id in study_ids:
-        # TODO(priors): the place for worker.jobs.priors.request_priors(settings, study_id):
-        # a new study whose priors are not settled yet (False) waits for the next sweep.
         try:
+            # the patient's earlier studies asked of the PACS first (worker.jobs.priors); a
+            # study whose priors are still being fetched waits for a later sweep
+            if not request_priors(settings, study_id):
+                continue
             made += assemble_study(settings, study_id, on_due) is not None
         except Exception:  # one study must not stop the others; it is tried again next sweep
             log.exception("study assembly failed", extra={"study_id": study_id})
