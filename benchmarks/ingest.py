@@ -1,6 +1,6 @@
 """Ingest rate of rascore's StorageSCP beside dcmtk's ``storescp``, same files; prints JSON.
 
-    python benchmarks/ingest.py [--count 200] [--associations 10] [--repeat 1]
+    python benchmarks/ingest.py [--count 200] [--associations 10] [--repeat 1] [--processes N]
 
 The same ``--count`` phantom radiographs (one written, the rest copies with new SOP Instance
 UIDs) are sent by dcmtk's ``storescu`` to each receiver: once through one association, once
@@ -8,15 +8,18 @@ split over ``--associations`` storescu processes at once. rascore's SCP runs wit
 that accepts (the node's own receiving, store and queue are not timed); before it answers it
 makes every file durable (fsync of the file and of its folder) and hashes it (SHA-256), none
 of which storescp does: storescp only writes the file into the page cache. ``storescp
---fork`` serves the concurrent associations in parallel, one process each, as rascore's
-threads do, and is given its largest PDU (128 KiB; its default is 16 KiB, rascore's 256 KiB):
-storescu sends P-DATA of at most 128 KiB to either. With ``--repeat N`` the two receivers
+--fork`` serves the concurrent associations in parallel, one process each, and is given its
+largest PDU (128 KiB; its default is 16 KiB, rascore's 256 KiB): storescu sends P-DATA of at
+most 128 KiB to either. rascore's SCP runs as the node runs it: in ``--processes`` receiver
+processes on one port (default: the usable cores, at most 8; 1: in this process), each
+association a thread. With ``--repeat N`` the two receivers
 take turns N times and each one's fastest run counts, so that on a shared machine neither
 gets all of a burst of someone else's load. Goal (issue 13): at least 0.8× storescp.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -34,6 +37,7 @@ from pydicom.uid import UID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dicom_io.net.handler import ReceivedInstance
+from dicom_io.net.processes import ReceiverProcesses, default_processes
 from dicom_io.net.scp import StorageSCP
 from scoring.phantom import PhantomConfig, generate_image
 from worker.lab.phantom_export import write_image
@@ -122,26 +126,31 @@ def run_storescp(work: Path, files: list[Path], associations: int) -> float:
     return seconds
 
 
-def run_rascore(work: Path, files: list[Path], associations: int) -> float:
-    received: list[Path] = []
+def accept(instance: ReceivedInstance) -> int:
+    """Accept (in whichever receiver process): the file stays in the spool to be counted."""
+    return 0x0000
 
-    def accept(instance: ReceivedInstance) -> int:
-        received.append(instance.path)  # list.append is atomic: safe from many threads
-        return 0x0000
 
-    scp = StorageSCP(
+def run_rascore(work: Path, files: list[Path], associations: int, processes: int) -> float:
+    """rascore's SCP as the node runs it: in this process (``processes`` 1) or in receiver
+    processes on one port (:mod:`dicom_io.net.processes`)."""
+    spool = work / f"rascore{associations}"
+    factory = functools.partial(
+        StorageSCP,
         "RECEIVER",
         0,
         accept,
-        spool_dir=work / f"rascore{associations}",
+        spool_dir=spool,
         host="127.0.0.1",
         max_associations=max(associations, 10),
     )
-    with scp:
-        seconds = send(scp.port, files, associations)
-    if len(received) != len(files):
-        raise SystemExit(f"rascore's SCP kept {len(received)} of {len(files)} files")
-    shutil.rmtree(work / f"rascore{associations}")
+    receiver = factory() if processes == 1 else ReceiverProcesses(factory, processes)
+    with receiver:
+        seconds = send(receiver.port, files, associations)
+    received = len(list((spool / "incoming").iterdir()))
+    if received != len(files):
+        raise SystemExit(f"rascore's SCP kept {received} of {len(files)} files")
+    shutil.rmtree(spool)
     return seconds
 
 
@@ -150,6 +159,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--associations", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=1, help="turns each; the fastest counts")
+    parser.add_argument(
+        "--processes", type=int, default=default_processes(), help="rascore's receivers"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rascore-bench-ingest-"))
     try:
@@ -161,7 +173,7 @@ def main() -> None:
             theirs, mine = [], []
             for _ in range(max(args.repeat, 1)):
                 theirs.append(run_storescp(work, files, assocs))
-                mine.append(run_rascore(work, files, assocs))
+                mine.append(run_rascore(work, files, assocs, args.processes))
             dcmtk = rate(min(theirs), len(files), total)
             ours = rate(min(mine), len(files), total)
             results[f"{assocs}_association{'s' if assocs > 1 else ''}"] = {
@@ -182,6 +194,7 @@ def main() -> None:
                 "goal_ratio": GOAL_RATIO,
                 "meets_goal": min(ratios) >= GOAL_RATIO,
                 "repeat": max(args.repeat, 1),
+                "rascore_processes": args.processes,
                 "load_average": [round(x, 2) for x in os.getloadavg()],
                 "cpus": os.cpu_count(),
             },

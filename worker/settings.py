@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     #: a data set larger than this, as received or once inflated, is refused (hand radiographs
     #: are well under 100 MB; the cap bounds what any one reader of a whole data set may hold)
     max_dataset_mb: int = Field(default=256, ge=1)
+    #: processes that receive (one listening socket; the caps hold across them): ten
+    #: associations in one Python process share its GIL. 0: the usable cores, at most 8
+    scp_processes: int = Field(default=0, ge=0)
     #: connections one host may hold at once; more are closed at accept
     max_associations_per_host: int = Field(default=20, ge=1)
     #: words that mark a hand radiograph in Body Part Examined, Protocol Name, Series or Study

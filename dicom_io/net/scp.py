@@ -21,10 +21,11 @@ Logging uses the standard :mod:`logging` module (loggers under ``dicom_io.net``)
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import logging
-import os
+import socket
 import ssl
 import threading
 import time
@@ -33,7 +34,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
@@ -54,11 +55,13 @@ from dicom_io.net.handler import (
     StoreRefused,
     error_comment,
 )
+from dicom_io.net.hosts import ConnectionCounts, in_networks, resolve_hosts
 from dicom_io.net.scu import check_ae_title
 from dicom_io.net.spool import (
     MB,
     adopt_part10,
     carries_meta,
+    discard_partial,
     full_disk,
     keep_pynetdicom_temporary_files_in_the_spool,
     spool_meta,
@@ -72,8 +75,6 @@ from dicom_io.net.transport import (
     AssociationServer,
     GuardedRequestHandler,
     Limits,
-    in_networks,
-    resolve_hosts,
 )
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class StorageSCP:
         self._ae: AE | None = None
         self._server: AssociationServer | None = None
         self._thread: threading.Thread | None = None
+        self._counts: ConnectionCounts | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -177,18 +179,30 @@ class StorageSCP:
 
     def start(self) -> None:
         """Start listening; returns as soon as the port accepts connections."""
+        self.prepare()
+        self.serve()
+
+    def prepare(self) -> None:
+        """Make and sweep the spool's folders: once, before any receiver process accepts (a
+        sweep while one receives would take its files)."""
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._sweep_spool()
+
+    def serve(
+        self, listening: socket.socket | None = None, counts: ConnectionCounts | None = None
+    ) -> None:
+        """Accept on a port of its own, or on ``listening`` (bound, and shared with other
+        receiver processes, by :mod:`dicom_io.net.processes`) counting in ``counts``."""
         if self._server is not None:
             raise RuntimeError("the SCP is already running")
         # Stream large data sets to a file instead of holding them in memory.
         _config.STORE_RECV_CHUNKED_DATASET = True
-        self.incoming_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._sweep_spool()
         self._networks = resolve_hosts(self.allowed_hosts) if self.allowed_hosts else []
         self._any_aet_networks = resolve_hosts(self.any_aet_hosts or ())
         keep_pynetdicom_temporary_files_in_the_spool()
-
-        ae, server = self._make_server()
+        self._counts = counts or ConnectionCounts()
+        ae, server = self._make_server(listening, self._counts)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.1},  # how soon stop() is noticed
@@ -206,7 +220,9 @@ class StorageSCP:
             extra={"event": "dicom.scp.start", "ae_title": self.ae_title, "port": self.port},
         )
 
-    def _make_server(self) -> tuple[AE, AssociationServer]:
+    def _make_server(
+        self, listening: socket.socket | None, counts: ConnectionCounts
+    ) -> tuple[AE, AssociationServer]:
         """pynetdicom's AE with this SCP's contexts, timeouts and handlers, and its server with
         the transport's bounds."""
         ae = AE(ae_title=self.ae_title)
@@ -220,13 +236,15 @@ class StorageSCP:
         handlers: list[evt.EventHandlerType] = [
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_REQUESTED, self._on_requested),
-            (evt.EVT_CONN_CLOSE, self._on_conn_close),
+            (evt.EVT_CONN_CLOSE, discard_partial),
         ]
         server = ae.make_server(
             (self.host, self._requested_port),
             ssl_context=self.tls,
             evt_handlers=handlers,
-            server_class=AssociationServer,
+            server_class=cast(
+                Any, functools.partial(AssociationServer, listening=listening, counts=counts)
+            ),
             request_handler=GuardedRequestHandler,
         )
         assert isinstance(server, AssociationServer)
@@ -306,6 +324,12 @@ class StorageSCP:
             # Rejected (transient), temporary congestion: the sender tries again later.
             why = f"disk of {full} below the free-space watermark"
             self._reject(assoc, calling, why, "disk full", (0x02, 0x03, 0x01))
+            return
+        counts = self._counts
+        if counts is not None and counts.processes > 1 and counts.total() > self.max_associations:
+            # across receiver processes, as pynetdicom does in one: local limit exceeded
+            why = f"{self.max_associations} associations already"
+            self._reject(assoc, calling, why, "too many associations", (0x02, 0x03, 0x02))
 
     def _calling_aet_allowed(self, calling: str, host: str) -> bool:
         if self.allowed_calling_aets is None or calling in self.allowed_calling_aets:
@@ -335,24 +359,6 @@ class StorageSCP:
         )
         assoc.acse.send_reject(*rj)
         assoc.kill()
-
-    def _on_conn_close(self, event: Event) -> None:
-        """Remove the temporary file of a data set whose transfer the peer broke off."""
-        message = getattr(getattr(event.assoc, "dimse", None), "message", None)
-        partial = getattr(message, "_data_set_file", None)
-        if partial is None:
-            return
-        with contextlib.suppress(OSError):
-            partial.close()
-            os.unlink(partial.name)
-        logger.warning(
-            "connection closed in the middle of a data set; partial data discarded",
-            extra={
-                "event": "dicom.store.partial_discarded",
-                "peer_host": event.assoc.requestor.address,
-                "partial_path": str(partial.name),
-            },
-        )
 
     # -- C-STORE ------------------------------------------------------------------------------
 

@@ -272,3 +272,23 @@ def full_disk(folders: tuple[Path, ...], min_free: int, need: int) -> Path | Non
         except OSError:
             return folder
     return None
+
+
+def discard_partial(event: Any) -> None:
+    """On a closed connection (``EVT_CONN_CLOSE``), remove the temporary file of a data set
+    whose transfer the peer broke off."""
+    message = getattr(getattr(event.assoc, "dimse", None), "message", None)
+    partial = getattr(message, "_data_set_file", None)
+    if partial is None:
+        return
+    with contextlib.suppress(OSError):
+        partial.close()
+        os.unlink(partial.name)
+    logger.warning(
+        "connection closed in the middle of a data set; partial data discarded",
+        extra={
+            "event": "dicom.store.partial_discarded",
+            "peer_host": event.assoc.requestor.address,
+            "partial_path": str(partial.name),
+        },
+    )

@@ -3,7 +3,8 @@
 Hostile peers are bounded before they cost memory, disk or association slots:
 
 - A connection from a host outside ``allowed_hosts``, or from a host that already holds
-  ``max_associations_per_host`` connections, is closed at accept, before a byte is read.
+  ``max_associations_per_host`` connections (in any receiver process:
+  :class:`~dicom_io.net.hosts.ConnectionCounts`), is closed at accept, before a byte is read.
 - The whole association request (TLS handshake included) must arrive within
   ``acse_timeout`` of the accept, however slowly it trickles in; a PDU that stalls for
   ``network_timeout`` after that is dropped too.
@@ -17,16 +18,16 @@ Hostile peers are bounded before they cost memory, disk or association slots:
   ``sweep_incoming`` so is ``incoming``: for a handler that moves every file it acknowledges
   (the node's), what is left there was never acknowledged, and the sender sends it again.
 
-Ten associations at once share one process and its GIL, so the transport also spares them
-pynetdicom's busy loops: a PDU's body is read in one ``recv_into``, the DUL and the
-association's reactor wait (``select``, queue) instead of polling every millisecond, and
-P-DATA PDUs skip the log handlers that took the AE-wide lock.
+The associations of one receiver process share its GIL (:mod:`dicom_io.net.processes` runs
+several on one port), so the transport also spares them pynetdicom's busy loops: a PDU's body
+is read in one ``recv_into``, the DUL and the association's reactor wait (``select``, queue)
+instead of polling every millisecond, and P-DATA PDUs skip the log handlers that took the
+AE-wide lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import queue
@@ -38,7 +39,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -49,7 +50,10 @@ from pynetdicom.association import Association
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from dicom_io.net.hosts import ConnectionCounts, in_networks, peer_host, resolve_hosts
 from dicom_io.net.spool import MB
+
+__all__ = ["AssociationServer", "GuardedSocket", "in_networks", "peer_host", "resolve_hosts"]
 
 logger = logging.getLogger(__name__)
 
@@ -341,27 +345,55 @@ class AssociationServer(ThreadedAssociationServer):
     block_on_close = False
     daemon_threads = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        listening: socket.socket | None = None,
+        counts: ConnectionCounts | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``listening``: a socket already bound and listening (shared by receiver processes),
+        used instead of binding one; ``counts``: the connections held, shared by them too."""
+        self._listening = listening
+        self.counts = counts or ConnectionCounts()
         super().__init__(*args, **kwargs)
-        self._per_host: dict[str, int] = {}
-        self._per_host_lock = threading.Lock()
+
+    def server_bind(self) -> None:
+        if self._listening is None:
+            super().server_bind()
+            return
+        assert self.socket is not None
+        self.socket.close()
+        self.socket = self._listening
+        # Another process may take the connection this one was woken for: accept must then
+        # fail at once (socketserver ignores it), not block until the next connection.
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        if self._listening is None:
+            super().server_activate()
+
+    def server_close(self) -> None:
+        if self._listening is None:
+            super().server_close()
+        else:  # not shut down: the other processes go on accepting on it
+            self._listening.close()
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
         client_socket, address = self.socket.accept()
+        client_socket.setblocking(True)
         return client_socket, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         host = peer_host(client_address)
         if self.host_allowed is not None and not self.host_allowed(host):
-            why = "host not allowed"
+            why: str | None = "host not allowed"
         else:
-            with self._per_host_lock:
-                held = self._per_host.get(host, 0)
-                if not self.max_per_host or held < self.max_per_host:
-                    self._per_host[host] = held + 1
-                    return True
-            why = f"host already holds {held} connection(s)"
+            why = self.counts.acquire(host, self.max_per_host)
+            if why is None:
+                return True
         logger.warning(
             "connection from %s refused: %s",
             host,
@@ -423,12 +455,7 @@ class AssociationServer(ThreadedAssociationServer):
             dropped = True
 
     def _release(self, host: str) -> None:
-        with self._per_host_lock:
-            held = self._per_host.get(host, 0) - 1
-            if held > 0:
-                self._per_host[host] = held
-            else:
-                self._per_host.pop(host, None)
+        self.counts.release(host)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -444,36 +471,3 @@ class AssociationServer(ThreadedAssociationServer):
         # Not AssociationServer.shutdown: this server is not registered in AE._servers.
         socketserver.BaseServer.shutdown(self)
         self.server_close()
-
-
-def peer_host(address: Any) -> str:
-    return str(address[0]) if isinstance(address, tuple) else str(address)
-
-
-def in_networks(host: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
-
-
-def resolve_hosts(hosts: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """IP addresses, networks (CIDR) and host names (resolved now) as a list of networks."""
-    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for entry in hosts:
-        entry = entry.strip()
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-            continue
-        except ValueError:
-            pass
-        try:
-            infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
-        except OSError as exc:
-            raise ValueError(f"allowed host {entry!r} cannot be resolved: {exc}") from exc
-        for info in infos:
-            networks.append(ipaddress.ip_network(str(info[4][0]).split("%", 1)[0]))
-    return networks

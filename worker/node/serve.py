@@ -13,10 +13,10 @@ dies is started again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -26,13 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicom_io.net import StorageSCP, StoreHandler
+from dicom_io.net import StorageSCP
+from dicom_io.net.processes import ReceiverProcesses, default_processes
 from worker.db import migrate
 from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
-from worker.jobs.queueing import enqueue_score
-from worker.model_ref import ModelRefused, model_ref
+from worker.model_ref import model_ref
 from worker.models_home import active_model_dir, active_version
 from worker.node.broker import EmbeddedRedis
+from worker.node.receivers import (
+    follow_active_model,
+    new_receiver,
+    receiver_scp,
+    storage_scp,
+    tls_context,
+)
 from worker.node.receiving import Receiver
 from worker.node.store import Store, sweep_orphan_images
 from worker.node.sweeper import hold_limit_s, reconcile, sweep
@@ -40,50 +47,12 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Node", "storage_scp", "tls_context"]  # the SCP as the settings describe it
+
 SWEEP_INTERVAL_S = 2.0
 #: how often, at most, the sweeper compares the unfinished jobs with what the broker holds
 RECONCILE_EVERY_S = 15.0
 SEND_THREADS = 4
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The SCP's TLS context from the settings, or None when no certificate is set."""
-    if settings.tls_cert is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    if settings.tls_ca is not None:
-        context.load_verify_locations(settings.tls_ca)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
-def storage_scp(settings: Settings, handler: StoreHandler) -> StorageSCP:
-    """The node's storage SCP as the settings describe it (not started).
-
-    Listening beyond the loopback address with no ``RASCORE_ALLOWED_AETS``, any calling AE is
-    accepted from this machine only; others are refused, and the log line says how to allow.
-    """
-    return StorageSCP(
-        settings.ae_title,
-        settings.dicom_port,
-        handler,
-        spool_dir=settings.spool_dir,
-        host=settings.dicom_host,
-        max_associations=settings.max_associations,
-        max_associations_per_host=settings.max_associations_per_host,
-        allowed_calling_aets=settings.allowed_aet_list,
-        any_aet_hosts=settings.aet_open_hosts,
-        rejection_hint=(
-            "allow it with RASCORE_ALLOWED_AETS=AE1,AE2 (or * for any calling AE title)"
-        ),
-        allowed_hosts=settings.allowed_host_list,
-        tls=tls_context(settings),
-        min_free_bytes=settings.min_free_mb * 1024 * 1024,
-        watch_free=[settings.effective_store_dir],
-        max_dataset_bytes=settings.max_dataset_mb * 1024 * 1024,
-        sweep_incoming=True,  # the Receiver moves every file it acknowledges out of incoming
-    )
 
 
 def _sweep_store(store: Store, database_url: str) -> None:
@@ -130,7 +99,7 @@ class _Child:
 class Node:
     settings: Settings
     broker: EmbeddedRedis | None = None
-    scp: StorageSCP | None = None
+    scp: StorageSCP | ReceiverProcesses | None = None
     children: list[_Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
@@ -175,14 +144,13 @@ class Node:
         threading.Thread(
             target=_sweep_store, args=(store, self.database_url), name="store-sweep", daemon=True
         ).start()
-        self._receiver = Receiver(
-            self.database_url,
-            store,
-            model,
-            settings.hand_keyword_list,
-            lambda job_id: enqueue_score(self.database_url, job_id),
-        )
-        self.scp = storage_scp(settings, self._receiver)
+        processes = settings.scp_processes or default_processes()
+        if processes == 1:  # receiving in this process, as the sweeper and the API
+            self._receiver = new_receiver(settings, model)
+            self.scp = storage_scp(settings, self._receiver)
+        else:  # each receiver process makes its own engine, broker client and model follower
+            factory = functools.partial(receiver_scp, settings, broker_url)
+            self.scp = ReceiverProcesses(factory, processes)
         self.scp.start()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
         self._sweeper.start()
@@ -195,6 +163,7 @@ class Node:
                 "port": self.scp.port,
                 "model": model.version,
                 "workers": settings.workers,
+                "scp_processes": processes,
                 "api_port": settings.api_port,
             },
         )
@@ -275,25 +244,10 @@ class Node:
                     self._spawn(child, self._env)
 
     def _follow_active_model(self) -> None:
-        """After ``rascore model activate``, new images are queued for the newly active model
-        (within a sweep interval; workers load the model each job names, so jobs queued before
-        still finish with theirs). A bundle that fails its check is not taken: the node goes
-        on with the model it has and says why, once."""
-        if self.settings.model_dir is not None or self._receiver is None:
-            return  # pinned by RASCORE_MODEL_DIR
-        try:
-            version = active_version(self.settings.home)
-            if version == self._active:
-                return
-            self._active = version
-            model = model_ref(active_model_dir(self.settings))
-        except (ModelRefused, OSError) as exc:
-            log.error("active model refused; scoring on with the previous one",
-                      extra={"error": str(exc)[:300]})  # fmt: skip
-            return
-        if model.version != self._receiver.model.version:
-            self._receiver.model = model
-            log.info("now queueing new images for model", extra={"model": model.version})
+        """New images queued for the model ``rascore model activate`` names (within a sweep
+        interval); receiver processes follow it on their own."""
+        if self._receiver is not None:
+            self._active = follow_active_model(self.settings, self._receiver, self._active)
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
