@@ -15,7 +15,7 @@ page, each page a keyset query in its own short read.
 from fastapi import FastAPI
 
 from worker.api import dashboard
-from worker.api.routes import export, health, instances, records
+from worker.api.routes import export, health, instances, patients, records
 from worker.db.engine import session_factory
 from worker.settings import Settings
 
@@ -32,6 +32,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sessions = session_factory(settings.effective_database_url)
-    for router in (health, instances, records, export, dashboard):
+    for router in (health, instances, records, patients, export, dashboard):
         app.include_router(router.router)
     return app

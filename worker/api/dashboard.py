@@ -30,6 +30,7 @@ from worker.api.deps import (
     require_instance,
     session_caller,
 )
+from worker.api.patient_page import patient_context
 from worker.api.routes.instances import mark_active_model
 from worker.db import operations, queries, tokens
 from worker.db.engine import read_session_scope, session_scope
@@ -144,6 +145,19 @@ def instance_page(
         history=history,
         has_overlay=has_overlay,
     )
+
+
+@router.get("/patients/{patient_id:path}", response_class=HTMLResponse)
+def patient_page(
+    request: Request, patient_id: str, settings: AppSettings, url: Url, issuer: str | None = None
+) -> Response:
+    """The patient's JSN, erosion and total over time (:mod:`worker.api.patient_page`)."""
+    who = _page(request, settings)
+    if who is None:
+        return _to_login()
+    context = patient_context(url, patient_id, issuer)
+    audit_query(url, who[0], "dashboard: patient", {"patient_id": patient_id, "issuer": issuer})
+    return _render(request, "patient.html", who=who, **context)
 
 
 @router.get("/failures", response_class=HTMLResponse)
