@@ -159,13 +159,17 @@ def test_timeline_in_date_order_with_the_true_direction_of_change(
     assert [s["status"] for s in other.json()["studies"]] == ["pending"]
     unknown = patient.client.get("/api/v1/patients/NOBODY/timeline", headers=patient.bearer)
     assert unknown.status_code == 404
+    # studies without a Patient ID are no one patient's
+    assert (
+        patient.client.get("/api/v1/patients//timeline", headers=patient.bearer).status_code == 404
+    )
     with session_scope(patient.node.settings.effective_database_url) as session:
         asked = session.scalars(
             select(AuditEvent).where(AuditEvent.event == AuditEventType.QUERIED)
         ).all()
     looked = [e for e in asked if e.detail.get("query") == "patient timeline"]
     assert {e.actor for e in looked} == {"auditor"}
-    assert {e.detail["patient_id"] for e in looked} == {PATIENT, "NOBODY"}
+    assert {e.detail["patient_id"] for e in looked} == {PATIENT, "NOBODY", ""}
 
 
 def test_progression_csv(patient: Patient) -> None:

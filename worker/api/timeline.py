@@ -140,7 +140,10 @@ def _entries(session: Session, studies: Sequence[Study]) -> list[dict[str, Any]]
 
 
 def issuers(session: Session, patient_id: str) -> list[str]:
-    """The issuers within which ``patient_id`` names a patient the node has studies of."""
+    """The issuers within which ``patient_id`` names a patient the node has studies of (none
+    for "": studies without a Patient ID are no one patient's)."""
+    if not patient_id:
+        return []
     return sorted(
         session.scalars(
             select(Study.issuer_of_patient_id).where(Study.patient_id == patient_id).distinct()
