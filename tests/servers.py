@@ -258,6 +258,9 @@ class NodeProcess:
             "RASCORE_DICOM_HOST": "127.0.0.1",
             "RASCORE_MIN_FREE_MB": "1",
             "RASCORE_API_PORT": str(free_port()),  # tests run side by side
+            # a study report would be one more delivery in tests that count them per image;
+            # tests of studies over time set their own quiet time
+            "RASCORE_STUDY_QUIET_S": "86400",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

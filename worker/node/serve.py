@@ -223,7 +223,7 @@ class Node:
         next_reconcile = time.monotonic() + every
         while not self._stop.wait(SWEEP_INTERVAL_S):
             try:
-                sweep(self.database_url)
+                sweep(self.database_url, settings=self.settings)
                 if time.monotonic() >= next_reconcile:  # what the broker lost, published again
                     next_reconcile = time.monotonic() + every
                     reconcile(
