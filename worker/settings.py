@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     priors_years: int = Field(default=10, ge=0, le=100)
     #: after a failed query or retrieval, the next try waits at least this long
     priors_retry_s: float = Field(default=300.0, ge=0)
+    #: send the per-image SR, SC and GSPS of a retrieved prior too; off, they stay on the node
+    #: (they would land in an old study read long ago; the comparison is in the new study's SR)
+    priors_send_results: bool = False
 
     # -- dashboard ------------------------------------------------------------------------
     #: a dashboard session ends after this long without a request ...

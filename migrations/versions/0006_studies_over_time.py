@@ -7,7 +7,7 @@
   archive is not reported again at upgrade).
 * ``study_reports``: one row per version of a study's report, with what it says (JSON).
 * ``result_objects.job_id`` becomes nullable and ``study_report_id`` names the report of a
-  study SR, so a study SR goes through the same outbox (deliveries) as the per-image objects.
+  study SR (or of a study overlay SC, one per hand image), so a study SR goes through the same outbox (deliveries) as the per-image objects.
 
 Downgrading removes the study SRs' result objects and their deliveries (the files stay in the
 store), then the table and the columns.
@@ -71,7 +71,8 @@ def upgrade() -> None:
     with _deliveries_set_aside(), op.batch_alter_table("result_objects") as batch:
         batch.alter_column("job_id", existing_type=sa.Integer(), nullable=True)
         batch.add_column(sa.Column("study_report_id", sa.Integer(), nullable=True))
-        batch.create_unique_constraint("uq_result_objects_study_report_id", ["study_report_id"])
+        # not unique: a report has its study SR and a study overlay SC per hand image
+        batch.create_index("ix_result_objects_study_report_id", ["study_report_id"])
         batch.create_foreign_key(
             "fk_result_objects_study_report_id", "study_reports", ["study_report_id"], ["id"]
         )
@@ -99,7 +100,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM result_objects WHERE study_report_id IS NOT NULL")
     with _deliveries_set_aside(), op.batch_alter_table("result_objects") as batch:
         batch.drop_constraint("fk_result_objects_study_report_id", type_="foreignkey")
-        batch.drop_constraint("uq_result_objects_study_report_id", type_="unique")
+        batch.drop_index("ix_result_objects_study_report_id")
         batch.drop_column("study_report_id")
         batch.alter_column("job_id", existing_type=sa.Integer(), nullable=False)
     op.drop_index("ix_study_reports_model_version", table_name="study_reports")

@@ -288,8 +288,9 @@ class ResultObject(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     #: the job of a per-image object; None for a study SR (``study_report_id``)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
-    study_report_id: Mapped[int | None] = mapped_column(ForeignKey("study_reports.id"), unique=True)
-    kind: Mapped[str] = mapped_column(String(8))  #: sr | sc | gsps | study
+    #: the report of a study object: its study SR and its study overlay SCs (one per image)
+    study_report_id: Mapped[int | None] = mapped_column(ForeignKey("study_reports.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  #: sr | sc | gsps | study | study-sc
     sop_class_uid: Mapped[str] = mapped_column(UID)
     sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
     store_key: Mapped[str] = mapped_column(String(128), unique=True)

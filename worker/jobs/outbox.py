@@ -25,19 +25,23 @@ from worker.db.models import (
     AuditEventType,
     Delivery,
     DeliveryStatus,
+    Instance,
     Job,
     ResultObject,
+    Study,
     utcnow,
 )
 from worker.jobs.outcomes import Outcome, Transient, worker_name
+from worker.jobs.priors import is_retrieved_prior
 from worker.jobs.queueing import SEND_CLAIM_S
 from worker.node.store import Store
 from worker.settings import Settings
 
 
 def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) -> list[int]:
-    """One delivery per result object and configured destination; returns those due now and
-    not yet on the broker. ``complete``: every result object exists, the job is built."""
+    """One delivery per result object and configured destination (none for an image of a
+    retrieved prior, by default); returns those due now and not yet on the broker.
+    ``complete``: every result object exists, the job is built."""
     url = settings.effective_database_url
     destinations = settings.destination_list
     for _ in range(3):
@@ -46,7 +50,8 @@ def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) ->
                 results = session.scalars(
                     select(ResultObject).where(ResultObject.job_id == job_id)
                 ).all()
-                due = deliveries_for(session, results, destinations)
+                stays = not settings.priors_send_results and _of_retrieved_prior(session, job_id)
+                due = [] if stays else deliveries_for(session, results, destinations)
                 if complete:
                     job = session.get_one(Job, job_id)
                     job.built_at = job.built_at or utcnow()
@@ -56,6 +61,16 @@ def ensure_deliveries(settings: Settings, job_id: int, complete: bool = True) ->
         except OperationalError as exc:
             raise Transient(f"database: {exc.orig}") from exc
     return []
+
+
+def _of_retrieved_prior(session: Session, job_id: int) -> bool:
+    """Whether the job's image is of a study fetched from the PACS as a prior: its results
+    stay on the node unless ``RASCORE_PRIORS_SEND_RESULTS`` (they would land in an old study
+    read long ago; the comparison belongs in the new study's SR)."""
+    study_uid = session.scalar(
+        select(Study.study_instance_uid).join(Instance).join(Job).where(Job.id == job_id)
+    )
+    return study_uid is not None and is_retrieved_prior(session, study_uid)
 
 
 def deliveries_for(

@@ -10,7 +10,9 @@ within the same issuer, strictly earlier Study Date, reported by the same model)
 carries the progression (:mod:`worker.jobs.progression`).
 
 A late image re-opens the study (the receiver sets ``last_image_at``): its next assembly makes
-version n+1, whose SR names version n's as Predecessor Document. A report of an earlier
+version n+1, whose SR names version n's as Predecessor Document. A study with a previous one
+also gets, per hand image, an overlay SC of the joints that changed (:mod:`worker.jobs.
+study_overlay`). A report of an earlier
 study re-opens the patient's later studies, so their comparison takes it in.
 
 Before a study is assembled its priors are asked of the PACS (:func:`worker.jobs.priors.
@@ -55,6 +57,7 @@ from worker.jobs.outbox import ensure_object_deliveries
 from worker.jobs.priors import request_priors
 from worker.jobs.progression import TimePoint, comparisons
 from worker.jobs.study_content import ScoredImage, content, hands, time_point
+from worker.jobs.study_overlay import study_overlays
 from worker.models_home import active_model_version
 from worker.node.store import Store
 from worker.settings import Settings
@@ -159,6 +162,9 @@ def assemble_study(
         return None
     report_id, result_id = recorded
     on_due(ensure_object_deliveries(settings, result_id))
+    # with a previous study: per hand image, an overlay SC of the joints that changed
+    on_due(study_overlays(settings, study_id, report_id, result,
+                          {h.SOPInstanceUID: h for h in headers}))  # fmt: skip
     log.info("study assembled", extra={"study_id": study_id, "version": plan.version})
     return report_id
 
