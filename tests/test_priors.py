@@ -245,7 +245,10 @@ def test_request_priors_with_a_running_node(
     assert [e["outcome"] for e in queries] == ["failed", "ok"]
     assert set(queries[1]["to_fetch"]) == set(queries[1]["found"]) == priors
     assert queries[1]["since"] == "2016-01-05" and queries[1]["until"] == "2026-01-05"
-    retrieves = _events(url, PRIOR_RETRIEVE)
+    every_retrieve = _events(url, PRIOR_RETRIEVE)
+    # each move is recorded as it starts (so its images' results stay home) and as it ends
+    assert [e["outcome"] for e in every_retrieve].count("moving") == len(priors)
+    retrieves = [e for e in every_retrieve if e["outcome"] != "moving"]
     assert {e["prior_study_instance_uid"] for e in retrieves} == priors
     assert all(e["outcome"] == "ok" and e["completed"] == 1 for e in retrieves), retrieves
     assert all(e["study_instance_uid"] == studies.uids["new"] for e in retrieves)
@@ -256,7 +259,7 @@ def test_request_priors_with_a_running_node(
     assert request_priors(settings, study_id) is True
     prior_id = _study_id(url, studies.uids["prior2"])
     assert prior_id is not None and request_priors(settings, prior_id) is True
-    assert len(_events(url, PRIOR_QUERY)) == 2 and len(_events(url, PRIOR_RETRIEVE)) == 2
+    assert len(_events(url, PRIOR_QUERY)) == 2 and len(_events(url, PRIOR_RETRIEVE)) == 4
     # the chest, the older study and the other patient's never reached the node
     for name in ("chest", "too_old", "other"):
         assert _study_id(url, studies.uids[name]) is None

@@ -111,7 +111,7 @@ def _load(settings: Settings, study_id: int) -> _State | None:
                 state.query = detail
             elif event.event == PRIOR_QUERY:
                 state.last_failed_query = at
-            else:
+            elif detail.get("outcome") != "moving":  # an attempt's start: its end follows
                 prior = str(detail.get("prior_study_instance_uid", ""))
                 state.retrieves.setdefault(prior, []).append((at, detail))
         return state
@@ -200,6 +200,9 @@ def _retrieve(
         "peer": str(peer),
         "destination": settings.ae_title,
     }
+    # recorded before the move: its images may be scored and built before the move returns,
+    # and is_retrieved_prior must already know them then (their results stay home)
+    _record(settings, PRIOR_RETRIEVE, {**detail, "outcome": "moving"})
     try:
         result = move_study(peer, prior, settings.ae_title, calling_ae=settings.ae_title)
     except QueryRetrieveError as exc:
