@@ -205,6 +205,9 @@ def test_three_visits_give_one_timeline_with_the_true_direction_of_change(
                                                   for v in truth]  # fmt: skip
     for study in studies:
         assert set(study["hands"]) == {"L", "R"}, study
+    # reported oldest first, once each: the newest study waited for its priors' reports, so no
+    # SR without its comparison went to the PACS
+    assert [len(s["study_srs"]) for s in studies] == [1, 1, 1], studies
     newest = studies[2]
     first, previous = newest["progression"]["first"], newest["progression"]["previous"]
     assert first["prior_study_instance_uid"] == truth[0]["study_instance_uid"]

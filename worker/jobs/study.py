@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 BATCH = 50
 STUDY_SR_KIND = "study"
 _WAITING = (InstanceStatus.RECEIVED, InstanceStatus.QUEUED)
+#: how long a study waits for the patient's earlier studies to be reported first (at least)
+EARLIER_WAIT_S = 600.0
 
 
 def due_studies(
@@ -117,10 +119,36 @@ def assemble_due(
             # study whose priors are still being fetched waits for a later sweep
             if not request_priors(settings, study_id):
                 continue
+            if _earlier_unsettled(settings, study_id, now):
+                continue
             made += assemble_study(settings, study_id, on_due) is not None
         except Exception:  # one study must not stop the others; it is tried again next sweep
             log.exception("study assembly failed", extra={"study_id": study_id})
     return made
+
+
+def _earlier_unsettled(settings: Settings, study_id: int, now: dt.datetime) -> bool:
+    """Whether an earlier study of the same patient is still to be reported.
+
+    The patient's studies are reported oldest first: a study reported before its priors (just
+    moved from the PACS, still being scored) would go to the PACS without its comparison and
+    be replaced as each prior is reported. An earlier study that stays unreported (its
+    assembly failing) holds the later ones back for ``EARLIER_WAIT_S`` (or ten quiet times)
+    at most; its report, when it comes, re-opens them."""
+    horizon = now - dt.timedelta(seconds=max(EARLIER_WAIT_S, 10 * settings.study_quiet_s))
+    with session_scope(settings.effective_database_url) as session:
+        study = session.get(Study, study_id)
+        if study is None or not study.patient_id or study.study_date is None:
+            return False
+        earlier = select(Study.id).where(
+            Study.patient_id == study.patient_id,
+            Study.issuer_of_patient_id == study.issuer_of_patient_id,
+            Study.study_date < study.study_date,
+            Study.last_image_at.is_not(None),
+            Study.last_image_at > horizon,
+            or_(Study.assembled_through.is_(None), Study.assembled_through != Study.last_image_at),
+        )
+        return session.scalar(earlier.limit(1)) is not None
 
 
 def assemble_study(
