@@ -217,7 +217,7 @@ def _check(home: Path, pacs: LocalPacs, tally: Tally, studies: dict[str, str]) -
                             f"score attempts done {attempts_done[iid]}")  # fmt: skip
     with pacs.lock:
         complete = sum(
-            len(pacs.returned.get(study, _Empty).arrived) == 3
+            (study in pacs.returned and pacs.returned[study].complete)
             for uid, study in studies.items()
             if uid in acknowledged
         )
@@ -241,10 +241,6 @@ def _check(home: Path, pacs: LocalPacs, tally: Tally, studies: dict[str, str]) -
         "deliveries": {str(k): v for k, v in deliveries.items()},
         "results_complete": complete,
     }
-
-
-class _Empty:
-    arrived: dict[str, float] = {}  # noqa: RUF012
 
 
 def main() -> None:
@@ -331,7 +327,7 @@ def main() -> None:
 
         def delivered() -> int:
             with pacs.lock:
-                return sum(len(r.arrived) == 3 for r in pacs.returned.values())
+                return sum(r.complete for r in pacs.returned.values())
 
         while delivered() < len(tally.acknowledged) and time.monotonic() - start < args.timeout:
             time.sleep(1.0)

@@ -131,7 +131,7 @@ def wait_for_results(pacs: LocalPacs, studies: list[str], limit_s: float) -> Non
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         with pacs.lock:
-            done = sum(s in pacs.returned and len(pacs.returned[s].arrived) == 3 for s in studies)
+            done = sum(s in pacs.returned and pacs.returned[s].complete for s in studies)
         if done == len(studies):
             return
         time.sleep(0.5)
@@ -144,12 +144,13 @@ def _p95(values: list[float]) -> float:
 def summarise(pacs: LocalPacs, studies: list[str], sending: dict[str, Any]) -> dict[str, Any]:
     sent, acked, start = sending["sent"], sending["acked"], sending["start"]
     arrivals = {study: returned.arrived for study, returned in pacs.returned.items()}
+    finished = {s: r.last_result for s, r in pacs.returned.items() if r.complete}
     with_sr = [s for s in studies if "sr" in arrivals.get(s, {})]
     latencies = sorted(arrivals[s]["sr"] - sent[s] for s in with_sr)
-    all_three = sorted(max(arrivals[s].values()) - sent[s] for s in studies if s in arrivals)
+    all_three = sorted(finished[s] - sent[s] for s in studies if s in finished)
     half = len(with_sr) // 2
     by_order = [arrivals[s]["sr"] - sent[s] for s in with_sr]
-    last = max((max(a.values()) for a in arrivals.values()), default=start + 1)
+    last = max(finished.values(), default=start + 1)
     return {
         "sr_received": len(latencies),
         "store_to_sr_s": {

@@ -25,12 +25,16 @@ from pydicom.uid import SecondaryCaptureImageStorage
 
 from dicom_io.net import RESULT_SOP_CLASSES, ReceivedInstance, StorageSCP, send_files
 from dicom_io.results import JOINTS_PER_HAND, NOT_FOR_DIAGNOSTIC_USE, ScoringResult
+from dicom_io.sc.progress import SERIES_DESCRIPTION as STUDY_SC_SERIES
 from dicom_io.sr import read_sr
+from dicom_io.sr.study_template import STUDY_SERIES_DESCRIPTION as STUDY_SR_SERIES
 from worker.png import overlay_png
 
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
 GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
 KINDS = {SR_CLASS: "sr", SecondaryCaptureImageStorage: "sc", GSPS_CLASS: "gsps"}
+#: a study's report and its overlay of changes come later, in series of their own
+STUDY_KINDS = {STUDY_SR_SERIES: "study-sr", STUDY_SC_SERIES: "study-sc"}
 
 
 def free_port() -> int:
@@ -45,6 +49,16 @@ class Returned:
 
     files: dict[str, Path] = field(default_factory=dict)
     arrived: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """The image's own SR, SC and GSPS are here (a study's report may come later)."""
+        return all(kind in self.arrived for kind in KINDS.values())
+
+    @property
+    def last_result(self) -> float:
+        """When the last of the image's own SR, SC and GSPS arrived."""
+        return max(self.arrived[kind] for kind in KINDS.values() if kind in self.arrived)
 
 
 class LocalPacs:
@@ -66,7 +80,9 @@ class LocalPacs:
     def _on_store(self, received: ReceivedInstance) -> int:
         now = time.monotonic()
         ds = pydicom.dcmread(received.path, stop_before_pixels=True)
-        kind = KINDS.get(received.sop_class_uid, "other")
+        kind = STUDY_KINDS.get(str(ds.get("SeriesDescription", "")), "") or KINDS.get(
+            received.sop_class_uid, "other"
+        )
         study = str(ds.StudyInstanceUID)
         key = hashlib.sha256(study.encode()).hexdigest()[:8]  # never a UID as a file name
         target = self.folder / f"study-{key}_{kind}.dcm"
@@ -145,7 +161,7 @@ def _send_and_wait(
             complete = [
                 s
                 for s in studies
-                if s in pacs.returned and len(pacs.returned[s].files) == len(KINDS)
+                if s in pacs.returned and pacs.returned[s].complete
             ]
         if len(complete) == len(studies):
             break
