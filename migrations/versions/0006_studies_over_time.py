@@ -7,7 +7,8 @@
   archive is not reported again at upgrade).
 * ``study_reports``: one row per version of a study's report, with what it says (JSON).
 * ``result_objects.job_id`` becomes nullable and ``study_report_id`` names the report of a
-  study SR (or of a study overlay SC, one per hand image), so a study SR goes through the same outbox (deliveries) as the per-image objects.
+  study SR (or of a study overlay SC, one per hand image), so a study SR goes through the
+  same outbox (deliveries) as the per-image objects.
 
 Downgrading removes the study SRs' result objects and their deliveries (the files stay in the
 store), then the table and the columns.

@@ -158,11 +158,7 @@ def _send_and_wait(
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         with pacs.lock:
-            complete = [
-                s
-                for s in studies
-                if s in pacs.returned and pacs.returned[s].complete
-            ]
+            complete = [s for s in studies if s in pacs.returned and pacs.returned[s].complete]
         if len(complete) == len(studies):
             break
         time.sleep(0.5)
