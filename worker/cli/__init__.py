@@ -12,6 +12,7 @@ from __future__ import annotations
 import typer
 
 from worker.cli import (
+    conformance,
     db,
     lab,
     model,
@@ -50,5 +51,6 @@ app.command()(rescore.rescore)
 app.command()(records.scores)
 app.command()(records.audit)
 app.command()(validate.validate)
+app.command()(conformance.conformance)
 
 __all__ = ["app"]
