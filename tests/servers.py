@@ -228,6 +228,14 @@ class Orthanc:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as r:
             return json.loads(r.read())
 
+    def post(self, path: str, body: bytes) -> Any:
+        """POST ``body`` (a DICOM file, or JSON) to the REST API; its JSON answer."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}", data=body, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return json.loads(r.read())
+
     def file(self, instance: str) -> bytes:
         url = f"http://127.0.0.1:{self.http_port}/instances/{instance}/file"
         with urllib.request.urlopen(url, timeout=30) as r:
