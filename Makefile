@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Debian packages the tests run for real: dciodvfy/dcentvfy (dicom3tools), dcmdump/storescu (dcmtk),
 # the broker, the production database and a PACS (redis-server, postgresql, orthanc), and the
 # browser the dashboard test drives (chromium).
-SYSTEM_PACKAGES := dicom3tools dcmtk openssl redis-server postgresql orthanc chromium
+SYSTEM_PACKAGES := dicom3tools dcmtk openssl redis-server postgresql orthanc orthanc-webviewer orthanc-dicomweb chromium
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test venv system-packages traincascade lint typecheck architecture pytest gallery bench constraints clean

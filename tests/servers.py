@@ -166,13 +166,28 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+ORTHANC_PLUGINS = Path("/usr/share/orthanc/plugins")
+
+
+def _plugin(name: str) -> str:
+    """Debian installs each Orthanc plugin as ``/usr/share/orthanc/plugins/lib<name>.so``."""
+    package = {"OrthancWebViewer": "orthanc-webviewer", "OrthancDicomWeb": "orthanc-dicomweb"}
+    return require(ORTHANC_PLUGINS / f"lib{name}.so", package.get(name, "orthanc"))
+
+
 class Orthanc:
     """Debian's Orthanc as the PACS: accepts C-STORE from anyone, answers REST on loopback."""
 
     def __init__(
-        self, directory: Path, aet: str = "ORTHANC", modalities: dict[str, str] | None = None
+        self,
+        directory: Path,
+        aet: str = "ORTHANC",
+        modalities: dict[str, str] | None = None,
+        plugins: tuple[str, ...] = (),
     ) -> None:
         self.binary = require("Orthanc", "orthanc")
+        #: Debian plugin names to load, e.g. ``OrthancWebViewer`` (package orthanc-webviewer)
+        self.plugins = [_plugin(name) for name in plugins]
         self.directory = directory
         self.aet = aet
         #: peers it answers C-FIND from and C-MOVEs to: name -> ``AET@host:port``
@@ -205,7 +220,7 @@ class Orthanc:
                         name: [peer.split("@")[0], *_host_port(peer.split("@")[1])]
                         for name, peer in self.modalities.items()
                     },
-                    "Plugins": [],
+                    "Plugins": self.plugins,
                     "HttpsCACertificates": "",
                 }
             )
