@@ -26,6 +26,13 @@ from dicom_io.net.handler import (
     StoreHandler,
     StoreRefused,
 )
+from dicom_io.net.peers import (
+    Destination,
+    ae_title_problem,
+    check_ae_title,
+    client_tls_context,
+    parse_destinations,
+)
 from dicom_io.net.qr import (
     MoveResult,
     PeerUnavailable,
@@ -36,17 +43,7 @@ from dicom_io.net.qr import (
     move_study,
 )
 from dicom_io.net.scp import StorageSCP
-from dicom_io.net.scu import (
-    MAX_CONTEXTS,
-    Destination,
-    SendStatus,
-    ae_title_problem,
-    check_ae_title,
-    client_tls_context,
-    echo,
-    parse_destinations,
-    send_files,
-)
+from dicom_io.net.scu import MAX_CONTEXTS, SendStatus, echo, send_files
 
 __all__ = [
     "MAX_CONTEXTS",

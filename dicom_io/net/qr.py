@@ -41,7 +41,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from pynetdicom.status import code_to_category
 
-from dicom_io.net.scu import Destination, _associate, _new_ae, check_ae_title
+from dicom_io.net.peers import Destination, associate, check_ae_title, new_ae
 
 __all__ = [
     "MoveResult",
@@ -115,8 +115,8 @@ def _peer(peer: str | Destination) -> Destination:
 def _association(
     peer: Destination, model: str, calling_ae: str, timeout: float
 ) -> Iterator[Association]:
-    ae = _new_ae(calling_ae, timeout)
-    assoc, why = _associate(ae, peer, [build_context(model)], None, timeout)
+    ae = new_ae(calling_ae, timeout)
+    assoc, why = associate(ae, peer, [build_context(model)], None, timeout)
     if assoc is None:
         raise PeerUnavailable(peer, why or "no association")
     try:

@@ -56,7 +56,7 @@ from dicom_io.net.handler import (
     error_comment,
 )
 from dicom_io.net.hosts import ConnectionCounts, in_networks, resolve_hosts
-from dicom_io.net.scu import check_ae_title
+from dicom_io.net.peers import check_ae_title
 from dicom_io.net.spool import (
     MB,
     adopt_part10,

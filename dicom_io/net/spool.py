@@ -27,7 +27,7 @@ from pynetdicom import dimse_messages
 from pynetdicom.dsutils import encode_file_meta
 
 from dicom_io.net.handler import CannotUnderstand, DataSetMismatch, OutOfResources
-from dicom_io.net.scu import ae_title_problem
+from dicom_io.net.peers import ae_title_problem
 
 logger = logging.getLogger(__name__)
 

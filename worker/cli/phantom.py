@@ -95,20 +95,7 @@ def phantom(
     """Generate synthetic hand radiographs (DICOM) with exact per-joint labels in truth.json
     (``--format ra2dream``: one JPEG per hand and an RA2-DREAM label table instead;
     ``--visits``: the same patients followed up, a folder and truth.json per visit)."""
-    if count < 1:
-        raise fail("--count must be at least 1")
-    if fmt not in ("dicom", "ra2dream"):
-        raise fail("--format must be 'dicom' or 'ra2dream'")
-    if not 1 <= visits <= MAX_VISITS:
-        raise fail(f"--visits must be between 1 and {MAX_VISITS}")
-    if not 0 < years_apart <= MAX_YEARS_APART:
-        raise fail(f"--years-apart must be above 0 and at most {MAX_YEARS_APART}")
-    if visits > 1 and fmt != "dicom":
-        raise fail("--visits works with --format dicom only")
-    if fmt == "ra2dream" and hands not in (None, 1):
-        raise fail("--format ra2dream has one hand per image: --hands 1")
-    if hands is None:
-        hands = 1 if fmt == "ra2dream" else 2
+    hands = _checked_options(count, fmt, visits, years_apart, hands)
     config = _phantom_config(hands, distribution, encoding, modality)
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
@@ -139,6 +126,27 @@ def phantom(
         err.print(f"gallery: {gallery}")
     joints = sum(len(r["joints"]) for r in records)
     err.print(f"{count} images, {joints} joints, truth in {out / 'truth.json'}")
+
+
+def _checked_options(
+    count: int, fmt: str, visits: int, years_apart: float, hands: int | None
+) -> int:
+    """The hands per image the options ask for; exits 2 with one line on a bad option."""
+    if count < 1:
+        raise fail("--count must be at least 1")
+    if fmt not in ("dicom", "ra2dream"):
+        raise fail("--format must be 'dicom' or 'ra2dream'")
+    if not 1 <= visits <= MAX_VISITS:
+        raise fail(f"--visits must be between 1 and {MAX_VISITS}")
+    if not 0 < years_apart <= MAX_YEARS_APART:
+        raise fail(f"--years-apart must be above 0 and at most {MAX_YEARS_APART}")
+    if visits > 1 and fmt != "dicom":
+        raise fail("--visits works with --format dicom only")
+    if fmt == "ra2dream" and hands not in (None, 1):
+        raise fail("--format ra2dream has one hand per image: --hands 1")
+    if hands is None:
+        return 1 if fmt == "ra2dream" else 2
+    return hands
 
 
 def _visits(

@@ -20,7 +20,7 @@ import difflib
 import ssl
 from collections.abc import Callable
 
-from dicom_io.net.scu import client_tls_context
+from dicom_io.net.peers import client_tls_context
 from worker.conformance import configuration, network, objects, prose
 from worker.conformance.markdown import table
 from worker.conformance.samples import samples

@@ -15,7 +15,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
-from dicom_io.net import contexts, handler, qr, scp, scu, spool
+from dicom_io.net import contexts, handler, peers, qr, scp, scu, spool
 from dicom_io.net.handler import STATUS_PROCESSING_FAILURE, SUCCESS_OR_WARNING, StoreRefused
 from dicom_io.net.scp import StorageSCP
 from worker.conformance.markdown import hexs, table
@@ -136,7 +136,7 @@ def _default(function: object, name: str) -> object:
 def policy_rows() -> Iterator[tuple[str, str, str]]:
     """(parameter, value, where it is set) for the association policy table."""
     node, settings = node_scp(), default_settings()
-    scu_ae = scu._new_ae(settings.ae_title, float(_default(scu.send_files, "timeout")))  # type: ignore[arg-type]
+    scu_ae = peers.new_ae(settings.ae_title, float(_default(scu.send_files, "timeout")))  # type: ignore[arg-type]
     yield "AE title (called, and calling as SCU)", settings.ae_title, "RASCORE_AE_TITLE"
     yield "Port (listening)", str(settings.dicom_port), "RASCORE_DICOM_PORT"
     yield "Application context name", "1.2.840.10008.3.1.1.1", "DICOM"

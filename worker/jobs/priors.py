@@ -30,8 +30,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dicom_io.net.peers import Destination
 from dicom_io.net.qr import MoveResult, QueryRetrieveError, find_studies, move_study
-from dicom_io.net.scu import Destination
 from worker.db.engine import read_session_scope, session_scope
 from worker.db.models import AuditEvent, Study, utcnow
 from worker.settings import Settings
