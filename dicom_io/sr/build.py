@@ -152,7 +152,10 @@ def _build(
             groups.append(_joint_group(joint, algorithm, region_source, tracking_uid(joint.label)))
         groups += _totals_groups(result, algorithm, group_source, tracking_uid)
 
-    report = _measurement_report(header, model, groups, no_joints=not result.joints)
+    notes = [NOT_FOR_DIAGNOSTIC_USE] + ([] if result.joints else [NO_JOINTS_TEXT])
+    report = _measurement_report(
+        [header], model, groups, laterality=_laterality(header), notes=notes
+    )
     _drop_unknown_descriptors(report, unknown)
     equipment = _equipment(model)
 
@@ -419,18 +422,32 @@ def _joint_group(
     return group
 
 
+def _laterality(source: Dataset) -> str | None:
+    """The image's laterality when it states one (Image Laterality, else Laterality)."""
+    return next(
+        (
+            str(found[0])
+            for keyword in ("ImageLaterality", "Laterality")
+            if len(found := values(source.get(keyword))) == 1 and str(found[0]).strip()
+        ),
+        None,
+    )
+
+
 def _measurement_report(
-    source: Dataset,
+    sources: Sequence[Dataset],
     model: ModelInfo,
     groups: Sequence[
         PlanarROIMeasurementsAndQualitativeEvaluations | MeasurementsAndQualitativeEvaluations
     ],
     *,
-    no_joints: bool,
+    laterality: str | None,
+    notes: Sequence[str],
 ) -> Dataset:
-    """The TID 1500 root content item, with the Qualitative Evaluations container added.
+    """The TID 1500 root content item of ``sources`` (the Image Library), with ``notes`` in a
+    Qualitative Evaluations container. Used by the image's and the study's report.
 
-    Without ``groups`` it has no Imaging Measurements container (the fast build adds it).
+    Without ``groups`` it has no Imaging Measurements container (the caller adds it).
     """
     observer = ObserverContext(
         observer_type=dcm_codes.DCM.Device,
@@ -440,14 +457,6 @@ def _measurement_report(
             manufacturer_name=model.manufacturer,
             model_name=model.name,
         ),
-    )
-    laterality = next(
-        (
-            str(found[0])
-            for keyword in ("ImageLaterality", "Laterality")
-            if len(found := values(source.get(keyword))) == 1 and str(found[0]).strip()
-        ),
-        None,
     )
     placeholder = not groups
     if placeholder:
@@ -462,7 +471,7 @@ def _measurement_report(
         observation_context=ObservationContext(observer_device_context=observer),
         procedure_reported=codes.procedure_reported(laterality),
         imaging_measurements=groups,
-        referenced_images=[source],
+        referenced_images=list(sources),
     )
     root: Dataset = report[0]
     if placeholder:
@@ -473,7 +482,6 @@ def _measurement_report(
                 if concept_name(item) != dcm_codes.DCM.ImagingMeasurements
             ]
         )
-    notes = [NOT_FOR_DIAGNOSTIC_USE] + ([NO_JOINTS_TEXT] if no_joints else [])
     evaluations = ContainerContentItem(
         name=codes.QUALITATIVE_EVALUATIONS,
         relationship_type=RelationshipTypeValues.CONTAINS,

@@ -26,18 +26,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 
-import highdicom as hd
 from highdicom.sr import (
     Comprehensive3DSR,
-    ContainerContentItem,
-    DeviceObserverIdentifyingAttributes,
-    MeasurementReport,
-    MeasurementsAndQualitativeEvaluations,
-    ObservationContext,
-    ObserverContext,
-    RelationshipTypeValues,
-    TextContentItem,
-    TrackingIdentifier,
 )
 from pydicom import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -54,6 +44,7 @@ from dicom_io.sr.build import (
     _drop_unknown_descriptors,
     _equipment,
     _header_for_highdicom,
+    _measurement_report,
     _software_version,
 )
 from dicom_io.sr.fast import (
@@ -77,7 +68,7 @@ from dicom_io.sr.fast import (
     _put,
     _text,
 )
-from dicom_io.sr.template import HAND_TOTALS_ID, concept_name
+from dicom_io.sr.template import HAND_TOTALS_ID
 from dicom_io.study_results import Comparison, ObjectRef, StudyHand, StudyResult
 
 _DATE = BaseTag(0x0040A121)
@@ -230,50 +221,6 @@ def _stub(ref: ObjectRef) -> Dataset:
     return ds
 
 
-def _report(headers: list[Dataset], result: StudyResult, notes: list[str]) -> Dataset:
-    """The TID 1500 root without Imaging Measurements: observer, procedure, Image Library of
-    every source, the notes (as the per-image report, :func:`dicom_io.sr.build.
-    _measurement_report`)."""
-    model = result.model
-    observer = ObserverContext(
-        observer_type=dcm_codes.DCM.Device,
-        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
-            uid=model.device_uid,
-            name=model.name,
-            manufacturer_name=model.manufacturer,
-            model_name=model.name,
-        ),
-    )
-    sides = {h.side for h in result.hands}
-    laterality = "B" if sides == {"L", "R"} else next(iter(sides), None)
-    placeholder = MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(uid=str(hd.UID()), identifier="none")
-    )
-    report = MeasurementReport(
-        observation_context=ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.procedure_reported(laterality),
-        imaging_measurements=[placeholder],
-        referenced_images=headers,
-    )
-    root: Dataset = report[0]
-    root.ContentSequence = DicomSequence(
-        [i for i in root.ContentSequence if concept_name(i) != dcm_codes.DCM.ImagingMeasurements]
-    )
-    evaluations = ContainerContentItem(
-        name=codes.QUALITATIVE_EVALUATIONS, relationship_type=RelationshipTypeValues.CONTAINS
-    )
-    evaluations.ContentSequence = DicomSequence(
-        [
-            TextContentItem(
-                name=codes.COMMENT, value=text, relationship_type=RelationshipTypeValues.CONTAINS
-            )
-            for text in notes
-        ]
-    )
-    root.ContentSequence.append(evaluations)
-    return root
-
-
 def _notes(result: StudyResult) -> list[str]:
     model = result.model
     notes = [
@@ -317,7 +264,11 @@ def build_study_sr(
     groups.append(_study_group(result, model, classes, tracking))
     groups += [_comparison_group(c, model, tracking) for c in result.comparisons]
 
-    report = _report(headers, result, _notes(result))
+    sides = {h.side for h in result.hands}
+    laterality = "B" if sides == {"L", "R"} else next(iter(sides), None)
+    report = _measurement_report(
+        headers, result.model, [], laterality=laterality, notes=_notes(result)
+    )
     _drop_unknown_descriptors(report, unknown)
     priors = {c.prior_report.sop_instance_uid: _stub(c.prior_report) for c in result.comparisons}
     sr = Comprehensive3DSR(
