@@ -14,6 +14,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from dicom_io.codes import code_item
 from dicom_io.results import (
     NOT_FOR_DIAGNOSTIC_USE,
+    ModelInfo,
     ScoringResult,
     building,
 )
@@ -135,20 +136,54 @@ def build_overlay_sc(
     grey8, scale = overlay_canvas(source, grey)
     pixels = render_overlay(source, result, grey8)
 
+    return overlay_image(
+        source,
+        header,
+        pixels,
+        scale,
+        result.model,
+        identity=(
+            series_instance_uid or generate_uid(),
+            series_number,
+            sop_instance_uid or generate_uid(),
+            instance_number,
+        ),
+        series_description=SERIES_DESCRIPTION,
+    )
+
+
+def overlay_image(
+    source: Dataset,
+    header: Dataset,
+    pixels: np.ndarray,
+    scale: tuple[float, float],
+    model: ModelInfo,
+    *,
+    identity: tuple[str, int, str, int],
+    series_description: str,
+    derivation: str = _DERIVATION_DESCRIPTION,
+) -> SCImage:
+    """An RGB overlay drawn from ``source`` as a Secondary Capture in a new series of its
+    study: derived from it and referencing it, burned-in annotation, not for diagnostic use.
+    ``identity`` is (series UID, series number, SOP instance UID, instance number);
+    ``derivation`` says what was drawn. The
+    per-image overlay and the study's overlay of changes (:mod:`dicom_io.sc.progress`) are
+    both made here."""
+    series_instance_uid, series_number, sop_instance_uid, instance_number = identity
     sc = SCImage.from_ref_dataset(
         ref_dataset=header,
         pixel_array=pixels,
         photometric_interpretation="RGB",
         bits_allocated=8,
         coordinate_system="PATIENT",
-        series_instance_uid=series_instance_uid or generate_uid(),
+        series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=sop_instance_uid or generate_uid(),
+        sop_instance_uid=sop_instance_uid,
         instance_number=instance_number,
-        manufacturer=result.model.manufacturer,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
-        series_description=SERIES_DESCRIPTION,
+        manufacturer=model.manufacturer,
+        manufacturer_model_name=model.name,
+        software_versions=model.version,
+        series_description=series_description,
         pixel_spacing=_pixel_spacing(source, scale),  # type: ignore[arg-type]  # highdicom says int
         # highdicom insists on an orientation for PATIENT images and accepts single letters
         # only; the source's own value (or an empty Type 2 one) replaces this below.
@@ -160,11 +195,11 @@ def build_overlay_sc(
     sc.copy_patient_and_study_information(header)
     _from_source(sc, source, scale)
 
-    sc.DeviceUID = result.model.device_uid
+    sc.DeviceUID = model.device_uid
     sc.ConversionType = "WSD"  # made on a workstation from another image
     sc.BurnedInAnnotation = "YES"
     sc.ImageComments = NOT_FOR_DIAGNOSTIC_USE
-    sc.DerivationDescription = _DERIVATION_DESCRIPTION
+    sc.DerivationDescription = derivation
     sc.SourceImageSequence = DicomSequence([_image_reference(header, _PURPOSE_SOURCE_IMAGE)])
     sc.ReferencedImageSequence = DicomSequence([_image_reference(header, None)])
     return sc

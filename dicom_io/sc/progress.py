@@ -23,12 +23,10 @@ import cv2
 import numpy as np
 from highdicom.sc import SCImage
 from pydicom import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian
 
 from dicom_io.annotations import Rect, label_is_apart, place_label
-from dicom_io.results import NOT_FOR_DIAGNOSTIC_USE, building
-from dicom_io.sc.build import _PURPOSE_SOURCE_IMAGE, _from_source, _image_reference, _pixel_spacing
+from dicom_io.results import building
+from dicom_io.sc.build import overlay_image
 from dicom_io.sc.render import (
     _BANNER_LINE_CAP,
     _BANNER_TITLE,
@@ -363,31 +361,14 @@ def build_progress_sc(
     header = result_header(source, str(source.SOPInstanceUID))
     grey8, scale = overlay_canvas(source, grey)
     pixels = render_progress(source, result, comparison, joints, grey8)
-    sc = SCImage.from_ref_dataset(
-        ref_dataset=header,
-        pixel_array=pixels,
-        photometric_interpretation="RGB",
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        series_instance_uid=series_instance_uid,
-        series_number=series_number,
-        sop_instance_uid=sop_instance_uid,
-        instance_number=result.version,
-        manufacturer=result.model.manufacturer,
-        manufacturer_model_name=result.model.name,
-        software_versions=result.model.version,
+    identity = (series_instance_uid, series_number, sop_instance_uid, result.version)
+    return overlay_image(
+        source,
+        header,
+        pixels,
+        scale,
+        result.model,
+        identity=identity,
         series_description=SERIES_DESCRIPTION,
-        pixel_spacing=_pixel_spacing(source, scale),  # type: ignore[arg-type]  # highdicom says int
-        patient_orientation=("L", "F"),  # replaced by the source's below (as build.py)
-        transfer_syntax_uid=ExplicitVRLittleEndian,
+        derivation=_DERIVATION_DESCRIPTION,
     )
-    sc.copy_patient_and_study_information(header)
-    _from_source(sc, source, scale)
-    sc.DeviceUID = result.model.device_uid
-    sc.ConversionType = "WSD"
-    sc.BurnedInAnnotation = "YES"
-    sc.ImageComments = NOT_FOR_DIAGNOSTIC_USE
-    sc.DerivationDescription = _DERIVATION_DESCRIPTION
-    sc.SourceImageSequence = DicomSequence([_image_reference(header, _PURPOSE_SOURCE_IMAGE)])
-    sc.ReferencedImageSequence = DicomSequence([_image_reference(header, None)])
-    return sc
