@@ -7,12 +7,14 @@ objects through.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from servers import PostgresServer
 
 _TOOL_PACKAGES = {"dciodvfy": "dicom3tools", "dcmdump": "dcmtk"}
 
@@ -85,3 +87,19 @@ def phantom_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     record = write_image(2, generate_image(2, 0), out)
     (out / "truth.json").write_text(json.dumps({"images": [record]}))
     return out / record["file"]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the module (Debian's, started by tests/servers.py)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer) -> str:
+    """A fresh database of each kind the node runs on: the test runs once with each."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rascore.db'}"
+    return postgres.create_database(f"t_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -319,13 +318,6 @@ def test_source_without_pixels_and_nothing_kept_fails_the_build(
 
 
 # --- migration 0005 ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])

@@ -76,13 +76,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
 def _node(tmp_path: Path, name: str, **env: str) -> NodeProcess:
     return NodeProcess(tmp_path / name, {f"RASCORE_{k.upper()}": v for k, v in env.items()})
 

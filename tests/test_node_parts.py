@@ -3,7 +3,6 @@ table, the receiver's filing and routing, the store, the outbox backoff and the 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydicom.uid import SecondaryCaptureImageStorage
-from servers import PostgresServer, RedisServer
+from servers import RedisServer
 from spooled import spooled
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -41,21 +40,6 @@ from worker.node.receiving import Receiver
 from worker.node.routing import route
 from worker.node.store import Store
 from worker.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'rascore.db'}"
-    return postgres.create_database(f"t_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
-
 
 # -- migrations ----------------------------------------------------------------------------------
 

@@ -61,13 +61,6 @@ REPO = Path(__file__).resolve().parents[1]
 REASON = re.compile(r"^[a-z0-9-]+: [^\n]+$")  #: "<reason code>: <message>", one line
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
 def _pg_url(postgres: PostgresServer, tmp_path: Path) -> str:
     url = postgres.create_database(f"o_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
     migrate.upgrade(url)

@@ -5,7 +5,6 @@ the choice between images of one hand; the study SR read back; migration 0006.""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 from radiographs import disc_on_ramp, hand_spec, study
-from servers import PostgresServer, RedisServer
+from servers import RedisServer
 from spooled import spooled
 from sqlalchemy import select, text
 
@@ -159,20 +158,6 @@ def test_study_sr_is_clean_and_reads_back(tmp_path: Path, assert_dciodvfy_clean)
 
 
 # -- the node: assembly in the database ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'rascore.db'}"
-    return postgres.create_database(f"s_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
 
 
 @pytest.fixture

@@ -34,13 +34,6 @@ PATIENT = "=P15/7"  #: a formula to a spreadsheet, and a slash in a URL path
 DATES = {"first": "20210301", "second": "20220301", "third": "20240301", "pending": "20250105"}
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
 def _url(kind: str, tmp_path: Path, postgres: PostgresServer | None) -> str:
     if kind == "sqlite" or postgres is None:
         return f"sqlite:///{tmp_path / 'rascore.db'}"
