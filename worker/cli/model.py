@@ -2,8 +2,8 @@
 
 ``install`` copies a bundle made by ``rascore train`` into ``HOME/models/<version>``;
 ``activate`` makes an installed (or the shipped) version the one new images are scored with —
-a running node follows within seconds, its workers load the version each job names — and
-writes a ``model_activated`` audit event when the node's database is there.
+a running node queues every image that arrives after it for it, its workers load the version
+each job names — and writes a ``model_activated`` audit event when the node's database is there.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def model_activate(
     ],
     as_json: AsJson = False,
 ) -> None:
-    """Score new images with this version (a running node follows within seconds)."""
+    """Score new images with this version (a running node queues the next image for it)."""
     from worker.models_home import ModelRefused, activate, active_model_version, install
 
     settings = Settings()

@@ -3,9 +3,9 @@
 A receiver process is spawned (:mod:`dicom_io.net.processes`) and builds everything that holds
 a connection or a lock itself: its log handler, the Celery app (the broker client that
 publishes jobs), its database engine (``engine_for``, on first use), and the node's SCP with a
-:class:`~worker.node.receiving.Receiver`. It follows ``rascore model activate`` on its own, as
-the node's parent does for its in-process receiver; the sweeper, the API and the supervision
-of workers stay in the parent.
+:class:`~worker.node.receiving.Receiver`, which reads the active model (``rascore model
+activate``) as each new image arrives, so every process queues it for the same model at once;
+the sweeper, the API and the supervision of workers stay in the parent.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import functools
 import logging
 import multiprocessing
 import ssl
-import threading
-import time
 
 from dicom_io.net import StorageSCP, StoreHandler
 from worker.jobs.celery_app import configure
@@ -27,8 +25,6 @@ from worker.node.store import Store
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
-
-FOLLOW_INTERVAL_S = 2.0
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -72,15 +68,24 @@ def storage_scp(settings: Settings, handler: StoreHandler) -> StorageSCP:
 
 
 def new_receiver(settings: Settings, model: ModelRef) -> Receiver:
-    """The node's C-STORE handler, publishing each new job to the broker as it commits."""
+    """The node's C-STORE handler, publishing each new job to the broker as it commits and
+    queueing it for the model active when it arrives (:func:`follow_active_model`)."""
     url = settings.effective_database_url
-    return Receiver(
+    receiver = Receiver(
         url,
         Store(settings.effective_store_dir),
         model,
         settings.hand_keyword_list,
         functools.partial(enqueue_score, url),
     )
+    seen = [active_version(settings.home)]
+
+    def follow() -> None:
+        # one small file read per new image; the bundle is checked only when it changed
+        seen[0] = follow_active_model(settings, receiver, seen[0])
+
+    receiver.follow_model = follow
+    return receiver
 
 
 def follow_active_model(settings: Settings, receiver: Receiver, seen: str | None) -> str | None:
@@ -108,13 +113,6 @@ def follow_active_model(settings: Settings, receiver: Receiver, seen: str | None
     return version
 
 
-def _follow(settings: Settings, receiver: Receiver) -> None:
-    seen = active_version(settings.home)
-    while True:
-        time.sleep(FOLLOW_INTERVAL_S)
-        seen = follow_active_model(settings, receiver, seen)
-
-
 def receiver_scp(settings: Settings, broker_url: str) -> StorageSCP:
     """The node's SCP for one receiver process (called in it; once in the parent too, whose
     SCP only says where to listen and prepares the spool)."""
@@ -124,7 +122,4 @@ def receiver_scp(settings: Settings, broker_url: str) -> StorageSCP:
 
         logs.setup()
         configure(settings, broker_url)
-        threading.Thread(
-            target=_follow, args=(settings, receiver), name="follow-model", daemon=True
-        ).start()
     return storage_scp(settings, receiver)

@@ -161,6 +161,8 @@ class Receiver:
         self.model = model
         self.hand_keywords = hand_keywords
         self.enqueue = enqueue
+        #: called before each new job: brings ``model`` up to date (the node's active model)
+        self.follow_model: Callable[[], None] = lambda: None
 
     def __call__(self, received: ReceivedInstance) -> int:
         try:
@@ -334,7 +336,8 @@ class Receiver:
 
     def _new_job(self, session: Session, instance: Instance) -> int | None:
         """A queued scoring job for this node's model, unless the instance has one already."""
-        model = self.model  # one read: the node may switch it (``rascore model activate``)
+        self.follow_model()
+        model = self.model  # one read: ``rascore model activate`` may switch it
         existing = session.scalar(
             select(Job).where(Job.instance_id == instance.id, Job.model_version == model.version)
         )

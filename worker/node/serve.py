@@ -31,10 +31,9 @@ from dicom_io.net.processes import ReceiverProcesses, default_processes
 from worker.db import migrate
 from worker.jobs.celery_app import SCORE_QUEUE, SEND_QUEUE, configure
 from worker.model_ref import model_ref
-from worker.models_home import active_model_dir, active_version
+from worker.models_home import active_model_dir
 from worker.node.broker import EmbeddedRedis
 from worker.node.receivers import (
-    follow_active_model,
     new_receiver,
     receiver_scp,
     storage_scp,
@@ -105,7 +104,6 @@ class Node:
     _sweeper: threading.Thread | None = None
     _api: Any = None  #: the uvicorn server of the HTTP API
     _receiver: Receiver | None = None
-    _active: str | None = None  #: the active version last seen in RASCORE_HOME
 
     @property
     def database_url(self) -> str:
@@ -138,7 +136,6 @@ class Node:
         swept = sweep(self.database_url, everything=True)
         log.info("reconciled", extra={"jobs": swept.jobs, "builds": swept.builds})
         model = model_ref(active_model_dir(settings))
-        self._active = active_version(settings.home)
         store = Store(settings.effective_store_dir)
         # a crash between filing an image and its commit leaves a file no row names
         threading.Thread(
@@ -148,7 +145,7 @@ class Node:
         if processes == 1:  # receiving in this process, as the sweeper and the API
             self._receiver = new_receiver(settings, model)
             self.scp = storage_scp(settings, self._receiver)
-        else:  # each receiver process makes its own engine, broker client and model follower
+        else:  # each receiver process makes its own engine and broker client
             factory = functools.partial(receiver_scp, settings, broker_url)
             self.scp = ReceiverProcesses(factory, processes)
         self.scp.start()
@@ -233,7 +230,6 @@ class Node:
                     )
             except Exception as exc:  # database briefly away: try again next round
                 log.warning("sweep failed", extra={"error": str(exc)[:200]})
-            self._follow_active_model()
             for child in self.children:
                 if child.process is not None and child.process.poll() is not None:
                     child.restarts += 1
@@ -242,12 +238,6 @@ class Node:
                         extra={"worker": child.name, "code": child.process.returncode},
                     )
                     self._spawn(child, self._env)
-
-    def _follow_active_model(self) -> None:
-        """New images queued for the model ``rascore model activate`` names (within a sweep
-        interval); receiver processes follow it on their own."""
-        if self._receiver is not None:
-            self._active = follow_active_model(self.settings, self._receiver, self._active)
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
